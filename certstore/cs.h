@@ -1,0 +1,89 @@
+/* cs.h - the certificate store: PEM import and validation, private-key
+ * encryption at rest, SSL_CTX building. Used by the control plane (import,
+ * seal) and the data plane (SSL_CTX). Thread-safe: no global mutable state
+ * beyond OpenSSL's own.
+ *
+ * Error codes (struct err.code) are stable strings, part of the REST API;
+ * the field is "certificate", "private_key" or "certificate_chain". */
+#ifndef PC_CS_H
+#define PC_CS_H
+
+#include <openssl/ssl.h>
+
+#include "cs-t.h"
+#include "err-t.h"
+
+/* Validate a certificate, its private key and optional chain, all PEM.
+ * 'key_pem' may be NULL only for a CA certificate imported as a trust
+ * anchor (meta->has_key = 0); 'chain_pem' may be NULL or empty. Lengths
+ * exclude any NUL. 'now' is the time validity is judged against.
+ * On success fills 'meta' (caller frees with cs_meta_free) and returns 0;
+ * on failure returns -1 with 'err' set (ERR_INVALID for unparseable input,
+ * ERR_TOO_LARGE for oversize, ERR_UNPROCESSABLE for well-formed but refused:
+ * expired, weak key, mismatch, bad chain). */
+int cs_import(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+              const char *chain_pem, size_t chain_len, time_t now, struct cs_meta *meta,
+              struct err *err);
+
+/* Release what cs_import() put in 'meta'. */
+void cs_meta_free(struct cs_meta *meta);
+
+/* Load '<data_dir>/master.key', creating it (32 random bytes, mode 0600)
+ * when absent. Refuses a key file of the wrong size or with group/other
+ * permissions. '*out' is owned by the caller: cs_master_free(). */
+int cs_master_load(const char *data_dir, struct cs_master **out, struct err *err);
+
+/* Wipe and free. NULL is fine. */
+void cs_master_free(struct cs_master *mk);
+
+/* Encrypt 'pt' with AES-256-GCM under 'mk', a fresh random nonce, and 'aad'
+ * (the certificate id) as additional authenticated data. '*ct' is malloc'd,
+ * owned by the caller (plain free()). */
+int cs_seal(const struct cs_master *mk, const char *aad, const void *pt, size_t pt_len,
+            uint8_t **ct, size_t *ct_len, struct err *err);
+
+/* Decrypt what cs_seal() produced. Fails cleanly on a wrong key, a wrong
+ * 'aad' or tampering. '*pt' is NUL-terminated, owned by the caller, and
+ * must be released with cs_secret_free(*pt, *pt_len). */
+int cs_open(const struct cs_master *mk, const char *aad, const uint8_t *ct, size_t ct_len,
+            char **pt, size_t *pt_len, struct err *err);
+
+/* OPENSSL_cleanse() then free(). NULL is fine. */
+void cs_secret_free(void *p, size_t len);
+
+/* Parse "modern", "intermediate" or "compat". */
+int cs_policy_parse(const char *name, enum cs_policy *out);
+const char *cs_policy_name(enum cs_policy p);
+
+/* Build a server SSL_CTX for one certificate version: leaf, chain and key
+ * (PEM), protocol versions and ciphers of 'policy', ALPN support through
+ * cs_ssl_set_alpn(). The result has one reference, owned by the caller;
+ * share it with SSL_CTX_up_ref() and drop it with SSL_CTX_free().
+ *
+ * Note for SNI switching: SSL_set_SSL_CTX() moves a connection to another
+ * certificate's SSL_CTX, but the SSL keeps the protocol versions and ciphers
+ * of the SSL_CTX it was created from, while ALPN selection follows the new
+ * SSL_CTX. Every SSL_CTX built here therefore selects ALPN from the
+ * per-connection list set by cs_ssl_set_alpn(), so the listener's ALPN holds
+ * whichever certificate is chosen. */
+int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
+                 const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
+                 struct err *err);
+
+/* Set the ALPN protocols the server accepts on 'ssl', in preference order,
+ * in wire format (length-prefixed). 'wire' must outlive the handshake (the
+ * listener's runtime configuration holds it). NULL disables ALPN. */
+void cs_ssl_set_alpn(SSL *ssl, const unsigned char *wire, size_t wire_len);
+
+/* Encode an ALPN list into wire format. '*out' is malloc'd (caller frees).
+ * Each protocol is 1..255 bytes. */
+int cs_alpn_encode(const char *const *protos, size_t n, unsigned char **out, size_t *out_len,
+                   struct err *err);
+
+/* Build a client SSL_CTX for re-encryption to backends: TLS 1.2+, peer
+ * verification when 'verify' (against 'ca_pem' when given, else the system
+ * trust store). Host name checking is per connection (SSL_set1_host). */
+int cs_client_ctx_build(int verify, const char *ca_pem, size_t ca_len, SSL_CTX **out,
+                        struct err *err);
+
+#endif
