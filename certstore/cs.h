@@ -4,7 +4,57 @@
  * beyond OpenSSL's own.
  *
  * Error codes (struct err.code) are stable strings, part of the REST API;
- * the field is "certificate", "private_key" or "certificate_chain". */
+ * the field is "certificate", "private_key" or "certificate_chain".
+ *
+ * cs_import() codes      field              kind (HTTP)
+ *   certificate_missing             certificate        ERR_INVALID (400)
+ *   certificate_not_pem             certificate        ERR_INVALID (400)
+ *       no PEM block, unterminated block, bad base64, not X.509, wrong label
+ *   certificate_multiple            certificate        ERR_INVALID (400)
+ *       more than one certificate (intermediates go in certificate_chain)
+ *   certificate_trailing_data       certificate        ERR_INVALID (400)
+ *   certificate_contains_private_key certificate       ERR_INVALID (400)
+ *   certificate_too_large           certificate        ERR_TOO_LARGE (413)
+ *   certificate_expired             certificate        ERR_UNPROCESSABLE (422)
+ *   private_key_missing             private_key        ERR_INVALID (400)
+ *       absent/blank for a certificate that is not a CA (CA:TRUE)
+ *   private_key_not_pem             private_key        ERR_INVALID (400)
+ *   private_key_multiple            private_key        ERR_INVALID (400)
+ *   private_key_trailing_data       private_key        ERR_INVALID (400)
+ *   private_key_too_large           private_key        ERR_TOO_LARGE (413)
+ *   private_key_encrypted           private_key        ERR_UNPROCESSABLE (422)
+ *       ENCRYPTED PRIVATE KEY or Proc-Type: 4,ENCRYPTED; the message says
+ *       how to decrypt it (openssl pkey -in key.pem -out plain.pem)
+ *   private_key_invalid             private_key        ERR_UNPROCESSABLE (422)
+ *       matches the certificate but cannot sign (corrupt private part)
+ *   key_too_weak                    private_key (*)    ERR_UNPROCESSABLE (422)
+ *       RSA below 2048 bits
+ *   key_unsupported                 private_key (*)    ERR_UNPROCESSABLE (422)
+ *       not RSA 2048..8192, ECDSA P-256/P-384 or Ed25519 (e.g. secp256k1,
+ *       P-521, DSA, RSA-PSS)
+ *   certificate_key_mismatch        private_key        ERR_UNPROCESSABLE (422)
+ *   chain_not_pem                   certificate_chain  ERR_INVALID (400)
+ *   chain_trailing_data             certificate_chain  ERR_INVALID (400)
+ *   chain_contains_private_key      certificate_chain  ERR_INVALID (400)
+ *   chain_too_large                 certificate_chain  ERR_TOO_LARGE (413)
+ *   chain_too_long                  certificate_chain  ERR_TOO_LARGE (413)
+ *       more than CS_MAX_CHAIN certificates
+ *   chain_contains_leaf             certificate_chain  ERR_UNPROCESSABLE (422)
+ *   chain_broken                    certificate_chain  ERR_UNPROCESSABLE (422)
+ *       chain[0] must issue and sign the certificate, chain[i+1] chain[i]
+ *   (*) "certificate" when no private key was given (trust anchor).
+ *   out_of_memory                   NULL               ERR_INTERNAL (500)
+ * Checks run in this order: sizes; parsing of certificate, private_key,
+ * certificate_chain; key type; key match; expiry; chain links. Text before
+ * a PEM block is ignored (RFC 7468); after the last block only whitespace.
+ * A certificate not yet valid is accepted with CS_STATUS_NOT_YET_VALID.
+ *
+ * Other codes: master_key_invalid, master_key_io (cs_master_load),
+ * seal_failed, key_decrypt_failed (cs_seal/cs_open), tls_context_failed
+ * (cs_ctx_build/cs_client_ctx_build; they also return the parse codes
+ * above, and "ca_certificate" as the field of the client CA bundle),
+ * ssl_policy_invalid, alpn_invalid (field "alpn", ERR_INVALID). All
+ * ERR_INTERNAL unless stated: none of them comes from client input. */
 #ifndef PC_CS_H
 #define PC_CS_H
 
