@@ -473,7 +473,8 @@ static void test_validity(void **state)
                                strlen(f.expired->key_pem), NULL, 0, time(NULL) - 5 * 86400, &m, &e),
                      0);
     assert_int_equal(m.status, CS_STATUS_ISSUED);
-    assert_int_equal(m.days_to_expiry, 4);
+    /* Four days, less the seconds since the certificate was made. */
+    assert_true(m.days_to_expiry == 3 || m.days_to_expiry == 4);
     cs_meta_free(&m);
 }
 
