@@ -10,7 +10,20 @@
 //        every example validates against its schema.
 //   node openapi-check.mjs response SPEC METHOD PATH STATUS BODY-FILE
 //     validates a real response body against the response schema the spec
-//     documents for METHOD PATH STATUS (used by test_docs_examples.sh).
+//     documents for METHOD PATH STATUS.
+//   node openapi-check.mjs readme SPEC README
+//     checks api-docs/README.md without a daemon: every ```sh example is
+//     followed by an ```http response block; every operation of the spec
+//     has a runnable example answering 2xx; every error status has one;
+//     every documented response matches the spec; the examples use no
+//     variable but $API, $TOKEN, $CERTS and their own.
+//   node openapi-check.mjs examples README
+//     prints the runnable examples as JSON (for test_docs_examples.sh).
+//   node openapi-check.mjs results SPEC RESULTS-JSONL
+//     checks what test_docs_examples.sh recorded from the real daemon: one
+//     line per example {n, line, want, status, method, url, body, headers,
+//     doc_code}: status as documented, body matches the spec, error code as
+//     documented, Allow on 405.
 //
 // Exit 0 when all is well; 1 with one line per problem otherwise.
 import { readFileSync } from "node:fs";
@@ -36,7 +49,7 @@ function loadSpec(file) {
   // uniqueKeys: a duplicated key in the YAML is an error, not a silent override.
   const doc = YAML.parseDocument(readFileSync(file, "utf8"), { uniqueKeys: true });
   if (doc.errors.length) {
-    for (const e of doc.errors) problem(`YAML: ${e.message}`);
+    for (const e of doc.errors.slice(0, 3)) problem(`YAML: ${e.message}`);
     finish("");
   }
   return doc.toJS();
@@ -252,57 +265,205 @@ function findTemplate(paths, urlPath) {
   return cands[0];
 }
 
-function response(file, method, url, status, bodyFile) {
-  const spec = loadSpec(file);
+// The documented response object for METHOD URL STATUS, or a problem string.
+// A 405 is documented on the path's operations, whatever the method.
+function lookupResponse(spec, method, url, status) {
   const urlPath = url.split("?")[0];
   const tpl = findTemplate(spec.paths ?? {}, urlPath);
-  if (!tpl) {
-    problem(`${method} ${urlPath}: no such path in the spec`);
-    return finish("");
-  }
-  const op = spec.paths[tpl][method.toLowerCase()];
-  if (!op) {
-    problem(`${method} ${tpl}: no such operation in the spec`);
-    return finish("");
-  }
+  if (!tpl) return { err: `${method} ${urlPath}: no such path in the spec` };
+  let op = spec.paths[tpl][method.toLowerCase()];
+  if (!op && String(status) === "405") op = METHODS.map((m) => spec.paths[tpl][m]).find(Boolean);
+  if (!op) return { err: `${method} ${tpl}: no such operation in the spec` };
   const r0 = op.responses?.[status];
-  if (!r0) {
-    problem(`${method} ${tpl}: status ${status} is not documented`);
-    return finish("");
+  if (!r0) return { err: `${method} ${tpl}: status ${status} is not documented` };
+  return { tpl, response: deref(spec, r0) };
+}
+
+// Check 'body' (text) against the documented response; returns the parsed
+// JSON (or undefined).
+function checkBody(spec, ajv, method, url, status, body, where) {
+  const { tpl, response: r, err } = lookupResponse(spec, method, url, status);
+  if (err) {
+    problem(`${where}: ${err}`);
+    return undefined;
   }
-  const r = deref(spec, r0);
-  const body = readFileSync(bodyFile, "utf8");
-  const where = `${method} ${tpl} ${status}`;
+  const what = `${where} (${method} ${tpl} ${status})`;
   if (!r.content) {
-    if (body.length) problem(`${where}: documented without a body, got ${body.length} bytes`);
-    return finish(`openapi-check: ${where} matches (no body)`);
+    if (body.trim().length) problem(`${what}: documented without a body, got ${body.length} bytes`);
+    return undefined;
   }
   if (r.content["application/json"]) {
     let value;
     try {
       value = JSON.parse(body);
     } catch (e) {
-      problem(`${where}: body is not JSON: ${e.message}`);
-      return finish("");
+      problem(`${what}: body is not JSON: ${e.message}: ${body.slice(0, 200)}`);
+      return undefined;
     }
-    const ajv = makeAjv(spec);
     const v = ajv.compile(rewrite(r.content["application/json"].schema));
-    if (!v(value)) for (const e of v.errors) problem(`${where}: ${e.instancePath || "/"} ${e.message} ${JSON.stringify(e.params)}`);
-  } else if (r.content["text/plain"]) {
-    if (typeof body !== "string") problem(`${where}: expected text`);
+    if (!v(value))
+      for (const e of v.errors.slice(0, 8))
+        problem(`${what}: ${e.instancePath || "/"} ${e.message} ${JSON.stringify(e.params)}`);
+    return value;
   }
-  finish(`openapi-check: ${where} matches the spec`);
+  if (r.content["text/plain"] && !body.length) problem(`${what}: empty text body`);
+  return undefined;
+}
+
+function response(file, method, url, status, bodyFile) {
+  const spec = loadSpec(file);
+  checkBody(spec, makeAjv(spec), method, url, status, readFileSync(bodyFile, "utf8"), "response");
+  finish(`openapi-check: ${method} ${url} ${status} matches the spec`);
+}
+
+// ---------------------------------------------------------------- README
+
+// The fenced blocks of a Markdown file: {lang, text, line}.
+function fences(md) {
+  const out = [];
+  const lines = md.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const m = lines[i].match(/^```(\S*)\s*$/);
+    if (!m) continue;
+    const start = i;
+    const body = [];
+    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]); i++) body.push(lines[i]);
+    out.push({ lang: m[1], text: body.join("\n"), line: start + 1 });
+  }
+  return out;
+}
+
+// The runnable examples: each ```sh block and the ```http block after it.
+function readmeExamples(file) {
+  const blocks = fences(readFileSync(file, "utf8"));
+  const examples = [];
+  blocks.forEach((b, i) => {
+    if (b.lang !== "sh") return;
+    const next = blocks[i + 1];
+    const where = `README line ${b.line}`;
+    if (!next || next.lang !== "http") {
+      problem(`${where}: a \`\`\`sh example must be followed by an \`\`\`http response block`);
+      return;
+    }
+    const ex = { n: examples.length + 1, line: b.line, code: b.text, ...parseHttp(next.text, where) };
+    Object.assign(ex, lastCurl(b.text, where));
+    examples.push(ex);
+  });
+  return examples;
+}
+
+// "HTTP/1.1 201 Created\nHeader: v\n\nbody" -> {status, headers, doc_body}
+function parseHttp(text, where) {
+  const [head, ...rest] = text.split(/\n\s*\n/);
+  const lines = head.split("\n");
+  const m = lines[0].match(/^HTTP\/1\.1 (\d{3}) \S/);
+  if (!m) problem(`${where}: response block must start with "HTTP/1.1 <status> <reason>"`);
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const h = l.match(/^([A-Za-z-]+): (.*)$/);
+    if (h) headers[h[1].toLowerCase()] = h[2];
+    else problem(`${where}: bad header line "${l}"`);
+  }
+  return { status: m ? m[1] : "000", headers, doc_body: rest.join("\n\n") };
+}
+
+// Method and URL path of the last curl command of an example (static parse).
+function lastCurl(code, where) {
+  const joined = code.replace(/\\\n/g, " ");
+  const idx = joined.lastIndexOf("curl ");
+  if (idx < 0) {
+    problem(`${where}: no curl command`);
+    return {};
+  }
+  const cmd = joined.slice(idx).split(/\n|\|/)[0];
+  const url = cmd.match(/"\$API(\/[^"]*)"/);
+  if (!url) problem(`${where}: the last curl has no "$API/..." URL`);
+  const x = cmd.match(/(?:-X|--request) +([A-Z]+)/);
+  const data = /(^| )(-d|--data|--data-binary|--data-raw|--json) /.test(cmd);
+  return { method: x ? x[1] : data ? "POST" : "GET", path: url ? url[1] : "" };
+}
+
+function readme(specFile, readmeFile) {
+  const spec = loadSpec(specFile);
+  const ajv = makeAjv(spec);
+  const examples = readmeExamples(readmeFile);
+  const covered = new Set();
+  const statuses = new Set();
+  for (const ex of examples) {
+    const where = `README line ${ex.line}`;
+    // Variables: only $API, $TOKEN, $CERTS and those the example sets.
+    const unquoted = ex.code.replace(/'[^']*'/g, "''");
+    const assigned = new Set([...unquoted.matchAll(/(?:^|[\s;(])([A-Za-z_][A-Za-z0-9_]*)=/g)].map((m) => m[1]));
+    for (const m of unquoted.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g))
+      if (!["API", "TOKEN", "CERTS"].includes(m[1]) && !assigned.has(m[1]))
+        problem(`${where}: uses $${m[1]} (only $API, $TOKEN, $CERTS and its own variables)`);
+    if (!ex.path) continue;
+    const url = ex.path.replace(/\$\{?([A-Za-z_]+)\}?/g, "x$1");
+    const body = checkBody(spec, ajv, ex.method, url, ex.status, ex.doc_body, where);
+    if (ex.status === "405" && !ex.headers.allow) problem(`${where}: a 405 example must show the Allow header`);
+    if (/^[45]/.test(ex.status) && !body?.error?.code) problem(`${where}: an error example needs a body with error.code`);
+    const { tpl } = lookupResponse(spec, ex.method, url, ex.status);
+    if (/^2/.test(ex.status) && tpl) covered.add(`${ex.method.toLowerCase()} ${tpl}`);
+    statuses.add(ex.status);
+  }
+  for (const [path, item] of Object.entries(spec.paths ?? {}))
+    for (const m of METHODS)
+      if (item[m] && !covered.has(`${m} ${path}`))
+        problem(`README: no runnable example of ${m.toUpperCase()} ${path} answering 2xx`);
+  for (const st of ["400", "401", "404", "405", "409", "413", "415", "422"])
+    if (!statuses.has(st)) problem(`README: no runnable example answering ${st}`);
+  // 503 needs a refusing proxy: documented, not runnable.
+  const md = readFileSync(readmeFile, "utf8");
+  if (!/^HTTP\/1\.1 503 /m.test(md)) problem("README: 503 is not documented");
+  finish(`openapi-check: ${readmeFile}: ${examples.length} runnable examples, every operation and error status covered, responses match the spec`);
+}
+
+function results(specFile, resultsFile) {
+  const spec = loadSpec(specFile);
+  const ajv = makeAjv(spec);
+  const lines = readFileSync(resultsFile, "utf8").split("\n").filter(Boolean);
+  let n = 0;
+  for (const l of lines) {
+    const r = JSON.parse(l);
+    n++;
+    const where = `example ${r.n} (README line ${r.line})`;
+    if (r.status !== r.want) {
+      problem(`${where}: ${r.method} ${r.url}: got HTTP ${r.status}, documented ${r.want}: ${r.body.slice(0, 300)}`);
+      continue;
+    }
+    if (r.run_error) problem(`${where}: the example failed: ${r.run_error}`);
+    const path = new URL(r.url).pathname;
+    const body = checkBody(spec, ajv, r.method, path, r.status, r.body, where);
+    if (r.doc_code && body?.error?.code !== r.doc_code)
+      problem(`${where}: error code ${body?.error?.code}, documented ${r.doc_code}`);
+    if (r.status === "405" && !/^allow:/im.test(r.headers)) problem(`${where}: 405 without an Allow header`);
+  }
+  if (!n) problem("no example results");
+  finish(`openapi-check: ${n} examples answered as documented and match the spec`);
 }
 
 const [cmd, ...args] = process.argv.slice(2);
 try {
   if (cmd === "lint" && args.length === 1) await lint(args[0]);
   else if (cmd === "response" && args.length === 5) response(...args);
-  else {
-    console.error("usage: openapi-check.mjs lint SPEC | response SPEC METHOD PATH STATUS BODY-FILE");
+  else if (cmd === "readme" && args.length === 2) readme(...args);
+  else if (cmd === "results" && args.length === 2) results(...args);
+  else if (cmd === "examples" && args.length === 1) {
+    const ex = readmeExamples(args[0]).map((e) => {
+      let doc_code = "";
+      try {
+        doc_code = JSON.parse(e.doc_body)?.error?.code ?? "";
+      } catch {}
+      return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code };
+    });
+    if (problems.length) finish("");
+    console.log(JSON.stringify(ex));
+  } else {
+    console.error("usage: openapi-check.mjs lint SPEC | response SPEC METHOD PATH STATUS BODY-FILE |");
+    console.error("       readme SPEC README | examples README | results SPEC RESULTS-JSONL");
     process.exit(2);
   }
 } catch (e) {
-  problem(e.message);
+  problem(e.stack ?? e.message);
   finish("");
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Every runnable example of api-docs/README.md (each ```sh block), run in
+# order against a real portcullisd with $API, $TOKEN and $CERTS set: each
+# must answer the status documented under it, its body must match
+# openapi.yaml, an error must carry the documented error.code, a 405 an
+# Allow header. Skipped (exit 0) only while the control plane has no routes
+# yet (POST /v1/target-groups answers 404).
+# pc-timeout: 400
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/certs.sh"
+
+docs=$PC_SRC_DIR/tests/docs
+spec=$PC_SRC_DIR/api-docs/openapi.yaml
+
+pc_start_cp
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+  -H "Authorization: Bearer $PC_TOKEN" -H 'Content-Type: application/json' -d '{}' \
+  "$PC_API/v1/target-groups" || true)
+if [ "$code" = 404 ]; then
+  echo "skipped: control plane routes not implemented (POST /v1/target-groups answers 404)"
+  exit 0
+fi
+
+"$docs/install.sh" || pc_fail "cannot install the docs tooling (tests/docs)"
+
+# The files the README's examples expect under $CERTS.
+pc_mkca root
+pc_mkca inter root
+pc_mkca backend-ca
+pc_mkcert www inter "DNS:www.example.test,DNS:example.test"
+PC_KEY=rsa:2048 pc_mkcert www-rsa inter "DNS:www.example.test,DNS:example.test"
+pc_mkcert api inter "DNS:api.example.test"
+
+node "$docs/openapi-check.mjs" examples "$PC_SRC_DIR/api-docs/README.md" >"$PC_TMP/examples.json" \
+  || pc_fail "cannot extract the README examples"
+count=$(jq length "$PC_TMP/examples.json")
+[ "$count" -ge 20 ] || pc_fail "only $count examples extracted"
+
+# Each example runs in its own bash with 'curl' wrapped: the wrapper calls
+# the real curl, records status, method, URL, headers and body of every
+# call, and still prints the body (examples pipe it into jq).
+cat >"$PC_TMP/wrap.sh" <<'WRAP'
+set -euo pipefail
+curl() {
+  local n method= data= url= prev= a code rc=0
+  n=$(($(wc -l <"$PCX_DIR/calls") + 1))
+  for a in "$@"; do
+    case $prev in -X | --request) method=$a ;; esac
+    case $a in
+      http://* | https://*) url=$a ;;
+      -d | --data | --data-binary | --data-raw | --json) data=1 ;;
+    esac
+    prev=$a
+  done
+  [ -n "$method" ] || { [ -n "$data" ] && method=POST || method=GET; }
+  : >"$PCX_DIR/body-$n"; : >"$PCX_DIR/headers-$n"
+  code=$(command curl "$@" --max-time 30 -o "$PCX_DIR/body-$n" -D "$PCX_DIR/headers-$n" \
+    -w '%{http_code}') || rc=$?
+  printf '%s %s %s\n' "$code" "$method" "$url" >>"$PCX_DIR/calls"
+  cat "$PCX_DIR/body-$n" 2>/dev/null || true
+  # A status was received (e.g. 413 while curl was still sending): not a failure.
+  [ "$code" = 000 ] || return 0
+  [ "$rc" -ne 0 ] || rc=1
+  return "$rc"
+}
+WRAP
+
+export API=$PC_API TOKEN=$PC_TOKEN CERTS=$PC_CERTS
+: >"$PC_TMP/results.jsonl"
+for i in $(seq 0 $((count - 1))); do
+  ex=$(jq -c ".[$i]" "$PC_TMP/examples.json")
+  n=$(jq -r .n <<<"$ex"); line=$(jq -r .line <<<"$ex")
+  export PCX_DIR=$PC_TMP/ex-$n
+  mkdir -p "$PCX_DIR"; : >"$PCX_DIR/calls"
+  { cat "$PC_TMP/wrap.sh"; jq -r .code <<<"$ex"; } >"$PCX_DIR/run.sh"
+  rc=0
+  (cd "$PC_TMP" && timeout 60 bash "$PCX_DIR/run.sh" >"$PCX_DIR/stdout" 2>"$PCX_DIR/stderr") || rc=$?
+  last=$(wc -l <"$PCX_DIR/calls")
+  if [ "$last" -lt 1 ]; then
+    pc_fail "example $n (README line $line) made no curl call (exit $rc): $(tail -n 5 "$PCX_DIR/stderr")"
+  fi
+  read -r status method url <<<"$(tail -n 1 "$PCX_DIR/calls")"
+  run_error=
+  [ "$rc" -eq 0 ] || run_error="exit $rc: $(tail -n 3 "$PCX_DIR/stderr")"
+  # Every problem is collected and reported at the end, all at once.
+  jq -c -n --argjson ex "$ex" --arg status "$status" --arg method "$method" --arg url "$url" \
+    --rawfile body "$PCX_DIR/body-$last" --rawfile headers "$PCX_DIR/headers-$last" \
+    --arg run_error "$run_error" \
+    '{n: $ex.n, line: $ex.line, want: $ex.want, doc_code: $ex.doc_code, status: $status,
+      method: $method, url: $url, body: $body, headers: $headers, run_error: $run_error}' \
+    >>"$PC_TMP/results.jsonl"
+done
+
+out=$(node "$docs/openapi-check.mjs" results "$spec" "$PC_TMP/results.jsonl" 2>&1) \
+  || pc_fail "the README examples do not behave as documented:
+$out"
+pc_log "$out"
+pc_pass
