@@ -36,7 +36,8 @@ static int cp_prepare_dir(const char *dir, struct err *err)
     int fd;
 
     if (n == 0 || n >= sizeof(path))
-        return err_set(err, ERR_INVALID, "bad_data_dir", NULL, "data dir path is empty or too long");
+        return err_set(err, ERR_INVALID, "bad_data_dir", NULL,
+                       "data dir path is empty or too long");
     memcpy(path, dir, n + 1);
     for (char *p = path + 1; *p; p++) {
         if (*p != '/')

@@ -1,0 +1,1078 @@
+/* snap.c - snapshot building and the publisher thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cs.h"
+#include "err.h"
+#include "log.h"
+#include "snap.h"
+#include "store.h"
+#include "wire.h"
+
+/* Largest frame a proxy may send us (stats of thousands of targets fit). */
+#define SNAP_MAX_IN_FRAME (4u * 1024u * 1024u)
+/* A proxy that leaves this much unread is dropped. */
+#define SNAP_MAX_OUTQ (256u * 1024u * 1024u)
+/* Disconnected proxies remembered for /v1/status. */
+#define SNAP_MAX_GONE 64
+/* Health reports kept (one per target). */
+#define SNAP_MAX_HEALTH 65536
+#define SNAP_MAX_PEERS 4096
+
+/* ---- building ---- */
+
+static void snap_strip_times(cJSON *doc)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "created_at");
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "updated_at");
+}
+
+/* Add certificate 'id' to the snapshot's list unless it is there already. */
+static int snap_add_cert(struct store *st, cJSON *certs, const char *id, struct err *err)
+{
+    struct store_cert c;
+    const cJSON *x;
+    cJSON *o;
+    int rc;
+
+    cJSON_ArrayForEach(x, certs)
+    {
+        if (strcmp(cJSON_GetObjectItem(x, "id")->valuestring, id) == 0)
+            return 0;
+    }
+    rc = store_cert_get(st, id, 0, &c, err);
+    if (rc <= 0)
+        return rc < 0 ? -1
+                      : err_set(err, ERR_INTERNAL, "store_error", NULL,
+                                "snapshot refers to missing certificate %s", id);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", c.id);
+    cJSON_AddNumberToObject(o, "version", (double)c.version);
+    cJSON_AddStringToObject(o, "sha256", c.sha256);
+    cJSON_AddItemToArray(certs, o);
+    store_cert_clear(&c);
+    return 0;
+}
+
+int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err)
+{
+    cJSON *snap = NULL, *tgs = NULL, *lsns = NULL, *certs, *x, *y, *tls;
+    int rc = -1;
+
+    *out = NULL;
+    if (store_tg_list(st, &tgs, err) < 0 || store_lsn_list(st, &lsns, err) < 0)
+        goto out;
+    snap = cJSON_CreateObject();
+    cJSON_AddStringToObject(snap, "type", "snapshot");
+    cJSON_AddNumberToObject(snap, "version", (double)version);
+    certs = cJSON_AddArrayToObject(snap, "certificates");
+    cJSON_ArrayForEach(x, tgs)
+    {
+        snap_strip_times(x);
+        tls = cJSON_GetObjectItem(x, "tls");
+        y = cJSON_IsObject(tls) ? cJSON_GetObjectItem(tls, "ca_certificate_id") : NULL;
+        if (cJSON_IsString(y) && snap_add_cert(st, certs, y->valuestring, err) < 0)
+            goto out;
+    }
+    cJSON_ArrayForEach(x, lsns)
+    {
+        snap_strip_times(x);
+        cJSON_ArrayForEach(y, cJSON_GetObjectItem(x, "certificate_ids"))
+        {
+            if (snap_add_cert(st, certs, y->valuestring, err) < 0)
+                goto out;
+        }
+    }
+    cJSON_AddItemToObject(snap, "target_groups", tgs);
+    cJSON_AddItemToObject(snap, "listeners", lsns);
+    tgs = lsns = NULL;
+    *out = snap;
+    snap = NULL;
+    rc = 0;
+out:
+    cJSON_Delete(tgs);
+    cJSON_Delete(lsns);
+    cJSON_Delete(snap);
+    return rc;
+}
+
+int snap_cert_frame(struct store *st, const struct cs_master *mk, const char *id, char **frame,
+                    size_t *len, struct err *err)
+{
+    struct store_cert c;
+    char *key = NULL;
+    size_t key_len = 0;
+    cJSON *o = NULL, *k;
+    int rc = -1;
+
+    *frame = NULL;
+    rc = store_cert_get(st, id, 1, &c, err);
+    if (rc <= 0)
+        return rc < 0 ? -1
+                      : err_set(err, ERR_INTERNAL, "store_error", NULL, "no certificate %s", id);
+    rc = -1;
+    if (c.key_ct != NULL && cs_open(mk, c.id, c.key_ct, c.key_ct_len, &key, &key_len, err) < 0)
+        goto out;
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "certificate");
+    cJSON_AddStringToObject(o, "id", c.id);
+    cJSON_AddNumberToObject(o, "version", (double)c.version);
+    cJSON_AddStringToObject(o, "sha256", c.sha256);
+    cJSON_AddStringToObject(o, "certificate", c.cert_pem);
+    cJSON_AddStringToObject(o, "chain", c.chain_pem);
+    if (key != NULL)
+        cJSON_AddStringToObject(o, "private_key", key);
+    rc = wire_encode(o, 0, frame, len, err);
+out:
+    /* cJSON copied the key: wipe that copy too before it is freed. */
+    k = o ? cJSON_GetObjectItem(o, "private_key") : NULL;
+    if (cJSON_IsString(k))
+        OPENSSL_cleanse(k->valuestring, strlen(k->valuestring));
+    cJSON_Delete(o);
+    cs_secret_free(key, key_len);
+    store_cert_clear(&c);
+    return rc;
+}
+
+/* ---- sets of sha256 strings ---- */
+
+struct sha_set {
+    char (*v)[65];
+    size_t n, cap;
+    int sorted;
+};
+
+static int sha_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void sha_clear(struct sha_set *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static int sha_has(struct sha_set *s, const char *sha)
+{
+    if (!s->sorted) {
+        qsort(s->v, s->n, sizeof(*s->v), sha_cmp);
+        s->sorted = 1;
+    }
+    return s->n && bsearch(sha, s->v, s->n, sizeof(*s->v), sha_cmp) != NULL;
+}
+
+static void sha_add(struct sha_set *s, const char *sha)
+{
+    if (strlen(sha) != 64 || sha_has(s, sha))
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        void *nv = realloc(s->v, cap * sizeof(*s->v));
+
+        if (nv == NULL)
+            return; /* only costs a resend */
+        s->v = nv;
+        s->cap = cap;
+    }
+    memcpy(s->v[s->n++], sha, 65);
+    s->sorted = 0;
+}
+
+/* ---- the publisher ---- */
+
+enum snap_res {
+    SNAP_R_NONE = 0,
+    SNAP_R_PENDING,
+    SNAP_R_ACK,
+    SNAP_R_NACK,
+    SNAP_R_GONE,
+};
+
+struct snap_buf {
+    struct snap_buf *next;
+    char *data;
+    size_t len, off;
+};
+
+struct snap_peer {
+    int fd;    /* -1 once disconnected */
+    int hello; /* hello received */
+    int dead;  /* replaced by a newer connection: free at the next turn */
+    int drop;  /* close at the next turn (did not answer in time) */
+    char node_id[64];
+    int64_t applied_version;
+    int64_t sent_version;
+    int64_t awaiting; /* version whose ack we wait for, 0 none */
+    enum snap_res result;
+    int in_req; /* part of the publication in flight */
+    int needs_sync;
+    char last_error[256];
+    struct sha_set held;    /* certificate bodies the proxy has */
+    struct sha_set sent;    /* bodies sent since its last ack */
+    struct sha_set pending; /* certificates of the awaited snapshot */
+    struct wire_dec dec;
+    struct snap_buf *outq, *outq_tail;
+    size_t out_bytes;
+    cJSON *stats;
+    time_t gone_at;
+};
+
+struct snap_health {
+    char tg[STORE_ID_MAX];
+    char target[STORE_ID_MAX];
+    char state[16];
+    char reason[160];
+    char node[64];
+    int64_t updated_at;
+};
+
+struct snap_pub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* an answer arrived or a proxy left */
+    pthread_t thr;
+    int started;
+    int lfd;
+    int wake[2];
+    int stop;
+    int in_change;
+    struct snap_peer **peers;
+    size_t n_peers;
+    struct snap_health *health;
+    size_t n_health;
+    struct store *rd; /* the thread's own read connection */
+    const struct cs_master *mk;
+    int ack_timeout_ms;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+void snap_result_clear(struct snap_result *r)
+{
+    cJSON_Delete(r->not_applied);
+    memset(r, 0, sizeof(*r));
+}
+
+static void snap_wake(struct snap_pub *p)
+{
+    char c = 1;
+    ssize_t n = write(p->wake[1], &c, 1);
+
+    (void)n; /* a full pipe already means "wake up" */
+}
+
+static int snap_enqueue(struct snap_peer *pe, const char *data, size_t len)
+{
+    struct snap_buf *b = calloc(1, sizeof(*b));
+
+    if (b == NULL || (b->data = malloc(len)) == NULL) {
+        free(b);
+        return -1;
+    }
+    memcpy(b->data, data, len);
+    b->len = len;
+    if (pe->outq_tail)
+        pe->outq_tail->next = b;
+    else
+        pe->outq = b;
+    pe->outq_tail = b;
+    pe->out_bytes += len;
+    return 0;
+}
+
+static void snap_outq_free(struct snap_peer *pe)
+{
+    struct snap_buf *b, *n;
+
+    for (b = pe->outq; b; b = n) {
+        n = b->next;
+        wire_frame_free(b->data, b->len);
+        free(b);
+    }
+    pe->outq = pe->outq_tail = NULL;
+    pe->out_bytes = 0;
+}
+
+/* Close the connection of 'pe' but remember the proxy for the status. */
+static void snap_disconnect(struct snap_pub *p, struct snap_peer *pe, const char *why)
+{
+    if (pe->fd < 0)
+        return;
+    if (pe->hello)
+        log_info("snap", "proxy %s disconnected: %s", pe->node_id, why);
+    close(pe->fd);
+    pe->fd = -1;
+    wire_dec_free(&pe->dec);
+    snap_outq_free(pe);
+    sha_clear(&pe->held);
+    sha_clear(&pe->sent);
+    sha_clear(&pe->pending);
+    cJSON_Delete(pe->stats);
+    pe->stats = NULL;
+    if (pe->result == SNAP_R_PENDING)
+        pe->result = SNAP_R_GONE;
+    pe->awaiting = 0;
+    pe->needs_sync = 0;
+    pe->gone_at = time(NULL);
+    pthread_cond_broadcast(&p->cv);
+}
+
+static void snap_peer_free(struct snap_peer *pe)
+{
+    if (pe->fd >= 0)
+        close(pe->fd);
+    wire_dec_free(&pe->dec);
+    snap_outq_free(pe);
+    sha_clear(&pe->held);
+    sha_clear(&pe->sent);
+    sha_clear(&pe->pending);
+    cJSON_Delete(pe->stats);
+    free(pe);
+}
+
+/* Remove freed or forgotten entries (thread only, under mu). */
+static void snap_prune(struct snap_pub *p)
+{
+    size_t gone = 0, j = 0;
+
+    for (size_t i = 0; i < p->n_peers; i++)
+        if (p->peers[i]->fd < 0 && !p->peers[i]->dead)
+            gone++;
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+        int forget = pe->dead || (pe->fd < 0 && (!pe->hello || gone > SNAP_MAX_GONE));
+
+        if (forget && !pe->in_req) {
+            if (pe->fd < 0 && !pe->dead)
+                gone--;
+            snap_peer_free(pe);
+            continue;
+        }
+        p->peers[j++] = pe;
+    }
+    p->n_peers = j;
+}
+
+static void snap_health_put(struct snap_pub *p, const char *node, const cJSON *f)
+{
+    const cJSON *tg = cJSON_GetObjectItem(f, "target_group_id");
+    const cJSON *t = cJSON_GetObjectItem(f, "target_id");
+    const cJSON *s = cJSON_GetObjectItem(f, "state");
+    const cJSON *r = cJSON_GetObjectItem(f, "reason");
+    struct snap_health *h = NULL;
+
+    if (!cJSON_IsString(tg) || !cJSON_IsString(t) || !cJSON_IsString(s) ||
+        strlen(tg->valuestring) >= STORE_ID_MAX || strlen(t->valuestring) >= STORE_ID_MAX)
+        return;
+    if (strcmp(s->valuestring, "initial") && strcmp(s->valuestring, "healthy") &&
+        strcmp(s->valuestring, "unhealthy") && strcmp(s->valuestring, "draining"))
+        return;
+    for (size_t i = 0; i < p->n_health; i++)
+        if (!strcmp(p->health[i].tg, tg->valuestring) &&
+            !strcmp(p->health[i].target, t->valuestring))
+            h = &p->health[i];
+    if (h == NULL) {
+        if (p->n_health == SNAP_MAX_HEALTH) {
+            /* Forget the oldest report. */
+            size_t old = 0;
+
+            for (size_t i = 1; i < p->n_health; i++)
+                if (p->health[i].updated_at < p->health[old].updated_at)
+                    old = i;
+            h = &p->health[old];
+        } else {
+            if (p->health == NULL)
+                p->health = calloc(SNAP_MAX_HEALTH, sizeof(*p->health));
+            if (p->health == NULL)
+                return;
+            h = &p->health[p->n_health++];
+        }
+    }
+    snprintf(h->tg, sizeof(h->tg), "%s", tg->valuestring);
+    snprintf(h->target, sizeof(h->target), "%s", t->valuestring);
+    snprintf(h->state, sizeof(h->state), "%s", s->valuestring);
+    snprintf(h->reason, sizeof(h->reason), "%s", cJSON_IsString(r) ? r->valuestring : "");
+    snprintf(h->node, sizeof(h->node), "%s", node);
+    h->updated_at = time(NULL);
+}
+
+static void snap_hello(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
+{
+    const cJSON *id = cJSON_GetObjectItem(f, "node_id");
+    const cJSON *av = cJSON_GetObjectItem(f, "applied_version");
+    const cJSON *certs = cJSON_GetObjectItem(f, "certificates"), *x;
+
+    if (pe->hello)
+        return;
+    if (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+        strlen(id->valuestring) >= sizeof(pe->node_id)) {
+        snap_disconnect(p, pe, "bad hello");
+        return;
+    }
+    /* A proxy that reconnects replaces its previous connection. */
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *o = p->peers[i];
+
+        if (o != pe && o->hello && !o->dead && strcmp(o->node_id, id->valuestring) == 0) {
+            snap_disconnect(p, o, "replaced by a new connection");
+            o->dead = 1;
+        }
+    }
+    snprintf(pe->node_id, sizeof(pe->node_id), "%s", id->valuestring);
+    pe->applied_version = cJSON_IsNumber(av) ? (int64_t)av->valuedouble : 0;
+    cJSON_ArrayForEach(x, certs)
+    {
+        if (cJSON_IsString(x))
+            sha_add(&pe->held, x->valuestring);
+    }
+    pe->hello = 1;
+    pe->last_error[0] = '\0';
+    pe->needs_sync = 1;
+    log_info("snap", "proxy %s connected (applied version %lld, %zu certificates)", pe->node_id,
+             (long long)pe->applied_version, pe->held.n);
+}
+
+static void snap_frame(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
+{
+    const char *type = cJSON_GetObjectItem(f, "type")->valuestring;
+    const cJSON *v = cJSON_GetObjectItem(f, "version");
+    int64_t ver = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+
+    if (strcmp(type, "hello") == 0) {
+        snap_hello(p, pe, f);
+        return;
+    }
+    if (!pe->hello) {
+        snap_disconnect(p, pe, "frame before hello");
+        return;
+    }
+    if (strcmp(type, "ack") == 0) {
+        if (ver != pe->awaiting || ver <= 0)
+            return;
+        pe->applied_version = ver;
+        sha_clear(&pe->held);
+        pe->held = pe->pending;
+        memset(&pe->pending, 0, sizeof(pe->pending));
+        sha_clear(&pe->sent);
+        pe->awaiting = 0;
+        pe->last_error[0] = '\0';
+        if (pe->result == SNAP_R_PENDING)
+            pe->result = SNAP_R_ACK;
+        log_debug("snap", "proxy %s acked version %lld", pe->node_id, (long long)ver);
+        pthread_cond_broadcast(&p->cv);
+    } else if (strcmp(type, "nack") == 0) {
+        const cJSON *e = cJSON_GetObjectItem(f, "error");
+
+        snprintf(pe->last_error, sizeof(pe->last_error), "%s",
+                 cJSON_IsString(e) ? e->valuestring : "refused");
+        log_warn("snap", "proxy %s refused version %lld: %s", pe->node_id, (long long)ver,
+                 pe->last_error);
+        if (ver != pe->awaiting || ver <= 0)
+            return;
+        for (size_t i = 0; i < pe->sent.n; i++)
+            sha_add(&pe->held, pe->sent.v[i]);
+        sha_clear(&pe->sent);
+        sha_clear(&pe->pending);
+        pe->awaiting = 0;
+        if (pe->result == SNAP_R_PENDING)
+            pe->result = SNAP_R_NACK;
+        pthread_cond_broadcast(&p->cv);
+    } else if (strcmp(type, "health") == 0) {
+        snap_health_put(p, pe->node_id, f);
+    } else if (strcmp(type, "stats") == 0) {
+        cJSON *s = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(s, "listeners",
+                              cJSON_Duplicate(cJSON_GetObjectItem(f, "listeners"), 1));
+        cJSON_AddItemToObject(s, "targets", cJSON_Duplicate(cJSON_GetObjectItem(f, "targets"), 1));
+        cJSON_Delete(pe->stats);
+        pe->stats = s;
+    }
+    /* Unknown types are ignored (forward compatibility). */
+}
+
+static void snap_read(struct snap_pub *p, struct snap_peer *pe)
+{
+    char buf[65536];
+    struct err err = {0};
+    cJSON *f = NULL;
+    ssize_t n;
+    int rc;
+
+    for (int rounds = 0; rounds < 64 && pe->fd >= 0; rounds++) {
+        n = read(pe->fd, buf, sizeof(buf));
+        if (n == 0) {
+            snap_disconnect(p, pe, "closed by the proxy");
+            return;
+        }
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                snap_disconnect(p, pe, strerror(errno));
+            return;
+        }
+        if (wire_dec_push(&pe->dec, buf, (size_t)n, &err) < 0) {
+            snap_disconnect(p, pe, err.message);
+            return;
+        }
+        while (pe->fd >= 0 && (rc = wire_dec_next(&pe->dec, &f, &err)) == 1) {
+            snap_frame(p, pe, f);
+            cJSON_Delete(f);
+        }
+        if (pe->fd >= 0 && rc < 0) {
+            snap_disconnect(p, pe, err.message);
+            return;
+        }
+    }
+}
+
+static void snap_flush(struct snap_pub *p, struct snap_peer *pe)
+{
+    while (pe->fd >= 0 && pe->outq != NULL) {
+        struct snap_buf *b = pe->outq;
+        ssize_t n = send(pe->fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                snap_disconnect(p, pe, strerror(errno));
+            return;
+        }
+        b->off += (size_t)n;
+        if (b->off < b->len)
+            return;
+        pe->out_bytes -= b->len;
+        pe->outq = b->next;
+        if (pe->outq == NULL)
+            pe->outq_tail = NULL;
+        wire_frame_free(b->data, b->len);
+        free(b);
+    }
+}
+
+/* The certificate frames of one publication, loaded once and shared. */
+struct snap_frames {
+    char **data;
+    size_t *len;
+    char (*sha)[65];
+    size_t n;
+};
+
+static void snap_frames_free(struct snap_frames *fr)
+{
+    for (size_t i = 0; i < fr->n; i++)
+        wire_frame_free(fr->data[i], fr->len[i]);
+    free(fr->data);
+    free(fr->len);
+    free(fr->sha);
+    memset(fr, 0, sizeof(*fr));
+}
+
+/* Collect in 'ids' (parallel 'shas') the certificates of 'snap' that some
+ * peer selected by 'want' lacks. Under mu. */
+static void snap_missing(struct snap_pub *p, const cJSON *snap, int only_req, cJSON *ids)
+{
+    const cJSON *c;
+
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
+    {
+        const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
+
+        for (size_t i = 0; i < p->n_peers; i++) {
+            struct snap_peer *pe = p->peers[i];
+
+            if (pe->fd < 0 || !pe->hello || (only_req ? !pe->in_req : !pe->needs_sync))
+                continue;
+            if (!sha_has(&pe->held, sha)) {
+                cJSON *o = cJSON_CreateObject();
+
+                cJSON_AddStringToObject(o, "id", cJSON_GetObjectItem(c, "id")->valuestring);
+                cJSON_AddStringToObject(o, "sha256", sha);
+                cJSON_AddItemToArray(ids, o);
+                break;
+            }
+        }
+    }
+}
+
+static int snap_frames_load(struct store *st, const struct cs_master *mk, const cJSON *ids,
+                            struct snap_frames *fr, struct err *err)
+{
+    size_t n = (size_t)cJSON_GetArraySize(ids);
+    const cJSON *x;
+
+    memset(fr, 0, sizeof(*fr));
+    if (n == 0)
+        return 0;
+    fr->data = calloc(n, sizeof(*fr->data));
+    fr->len = calloc(n, sizeof(*fr->len));
+    fr->sha = calloc(n, sizeof(*fr->sha));
+    if (!fr->data || !fr->len || !fr->sha) {
+        snap_frames_free(fr);
+        return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    }
+    cJSON_ArrayForEach(x, ids)
+    {
+        if (snap_cert_frame(st, mk, cJSON_GetObjectItem(x, "id")->valuestring, &fr->data[fr->n],
+                            &fr->len[fr->n], err) < 0) {
+            snap_frames_free(fr);
+            return -1;
+        }
+        snprintf(fr->sha[fr->n], 65, "%s", cJSON_GetObjectItem(x, "sha256")->valuestring);
+        fr->n++;
+    }
+    return 0;
+}
+
+/* Queue the missing certificate frames and the snapshot to 'pe'. Under mu. */
+static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
+                      const struct snap_frames *fr, const char *frame, size_t frame_len)
+{
+    const cJSON *c;
+
+    sha_clear(&pe->pending);
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
+    {
+        const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
+
+        sha_add(&pe->pending, sha);
+        if (sha_has(&pe->held, sha) || sha_has(&pe->sent, sha))
+            continue;
+        for (size_t i = 0; i < fr->n; i++)
+            if (strcmp(fr->sha[i], sha) == 0) {
+                if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
+                    sha_add(&pe->sent, sha);
+                break;
+            }
+    }
+    snap_enqueue(pe, frame, frame_len);
+    pe->sent_version = version;
+    pe->awaiting = version;
+    pe->needs_sync = 0;
+}
+
+/* Send the committed configuration to every proxy that asked for it
+ * (needs_sync). Thread only, under mu. */
+static void snap_sync(struct snap_pub *p)
+{
+    struct snap_frames fr = {0};
+    struct err err = {0};
+    cJSON *snap = NULL, *ids = NULL;
+    char *frame = NULL;
+    size_t frame_len = 0;
+    int64_t cv, lv;
+    int any = 0;
+
+    for (size_t i = 0; i < p->n_peers; i++)
+        if (p->peers[i]->fd >= 0 && p->peers[i]->needs_sync)
+            any = 1;
+    if (!any || p->in_change)
+        return;
+    ids = cJSON_CreateArray();
+    if (store_begin(p->rd, &err) < 0)
+        goto out;
+    if (store_versions(p->rd, &cv, &lv, &err) < 0 || snap_build(p->rd, cv, &snap, &err) < 0)
+        goto out;
+    snap_missing(p, snap, 0, ids);
+    if (snap_frames_load(p->rd, p->mk, ids, &fr, &err) < 0 ||
+        wire_encode(snap, 0, &frame, &frame_len, &err) < 0)
+        goto out;
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (pe->fd < 0 || !pe->needs_sync)
+            continue;
+        snap_send(pe, snap, cv, &fr, frame, frame_len);
+        log_debug("snap", "sent version %lld to proxy %s", (long long)cv, pe->node_id);
+    }
+out:
+    if (err_isset(&err))
+        log_error("snap", "cannot send the configuration: %s", err.message);
+    store_rollback(p->rd);
+    wire_frame_free(frame, frame_len);
+    snap_frames_free(&fr);
+    cJSON_Delete(snap);
+    cJSON_Delete(ids);
+}
+
+static void snap_accept(struct snap_pub *p)
+{
+    struct snap_peer *pe;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    int fd;
+
+    for (int i = 0; i < 16; i++) {
+        fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+            (cred.uid != geteuid() && cred.uid != 0)) {
+            log_warn("snap", "refused a control connection from uid %ld", (long)cred.uid);
+            close(fd);
+            continue;
+        }
+        if (p->n_peers >= SNAP_MAX_PEERS || (pe = calloc(1, sizeof(*pe))) == NULL) {
+            close(fd);
+            continue;
+        }
+        pe->fd = fd;
+        wire_dec_init(&pe->dec, SNAP_MAX_IN_FRAME);
+        p->peers[p->n_peers++] = pe;
+    }
+}
+
+static void *snap_thread(void *arg)
+{
+    struct snap_pub *p = arg;
+    struct pollfd *pfd = calloc(SNAP_MAX_PEERS + 2, sizeof(*pfd));
+    struct snap_peer **pp = calloc(SNAP_MAX_PEERS + 2, sizeof(*pp));
+    char drain[64];
+
+    if (pfd == NULL || pp == NULL) {
+        log_error("snap", "out of memory: publisher not running");
+        goto out;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        nfds_t n = 2;
+
+        for (size_t i = 0; i < p->n_peers; i++) {
+            struct snap_peer *pe = p->peers[i];
+
+            if (pe->fd >= 0 && pe->drop)
+                snap_disconnect(p, pe, "no answer in time");
+            if (pe->fd >= 0 && pe->out_bytes > SNAP_MAX_OUTQ)
+                snap_disconnect(p, pe, "not reading its frames");
+        }
+        snap_prune(p);
+        pfd[0] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+        for (size_t i = 0; i < p->n_peers; i++) {
+            struct snap_peer *pe = p->peers[i];
+
+            if (pe->fd < 0)
+                continue;
+            pp[n] = pe;
+            pfd[n++] =
+                (struct pollfd){.fd = pe->fd, .events = (short)(POLLIN | (pe->outq ? POLLOUT : 0))};
+        }
+        pthread_mutex_unlock(&p->mu);
+        poll(pfd, n, 1000);
+        pthread_mutex_lock(&p->mu);
+        if (pfd[0].revents & POLLIN)
+            while (read(p->wake[0], drain, sizeof(drain)) > 0)
+                ;
+        for (nfds_t i = 2; i < n; i++) {
+            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+                snap_read(p, pp[i]);
+            if (pp[i]->fd >= 0)
+                snap_flush(p, pp[i]);
+        }
+        if (pfd[1].revents & POLLIN)
+            snap_accept(p);
+        snap_sync(p);
+        /* Frames queued by sync or by an API thread go out at once. */
+        for (size_t i = 0; i < p->n_peers; i++)
+            if (p->peers[i]->fd >= 0 && p->peers[i]->outq)
+                snap_flush(p, p->peers[i]);
+    }
+    pthread_mutex_unlock(&p->mu);
+out:
+    free(pfd);
+    free(pp);
+    return NULL;
+}
+
+int snap_pub_start(const struct snap_pub_opts *o, struct snap_pub **out, struct err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct snap_pub *p;
+    struct stat sb;
+    pthread_condattr_t ca;
+
+    if (strlen(o->socket_path) >= sizeof(sa.sun_path))
+        return err_set(err, ERR_INVALID, "bad_control_socket", NULL,
+                       "control socket path is too long (max %zu bytes)", sizeof(sa.sun_path) - 1);
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    p->lfd = p->wake[0] = p->wake[1] = -1;
+    p->mk = o->mk;
+    p->ack_timeout_ms = o->ack_timeout_ms > 0 ? o->ack_timeout_ms : SNAP_ACK_TIMEOUT_MS;
+    snprintf(p->path, sizeof(p->path), "%s", o->socket_path);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    p->peers = calloc(SNAP_MAX_PEERS, sizeof(*p->peers));
+    if (p->peers == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto fail;
+    }
+    if (store_open(o->db_path, STORE_F_READER, &p->rd, err) < 0)
+        goto fail;
+    if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        err_set(err, ERR_INTERNAL, "pipe_failed", NULL, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    /* A stale socket from a previous run is replaced; anything else is not. */
+    if (lstat(p->path, &sb) == 0) {
+        if (!S_ISSOCK(sb.st_mode)) {
+            err_set(err, ERR_INVALID, "bad_control_socket", NULL, "%s exists and is not a socket",
+                    p->path);
+            goto fail;
+        }
+        unlink(p->path);
+    }
+    memcpy(sa.sun_path, p->path, strlen(p->path) + 1);
+    p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(p->path, 0600) < 0 || listen(p->lfd, 64) < 0) {
+        err_set(err, ERR_INVALID, "bad_control_socket", NULL, "cannot listen on %s: %s", p->path,
+                strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&p->thr, NULL, snap_thread, p) != 0) {
+        err_set(err, ERR_INTERNAL, "thread_failed", NULL, "cannot start the publisher thread");
+        goto fail;
+    }
+    p->started = 1;
+    log_info("snap", "control socket listening on %s", p->path);
+    *out = p;
+    return 0;
+fail:
+    snap_pub_stop(p);
+    return -1;
+}
+
+void snap_pub_stop(struct snap_pub *p)
+{
+    if (p == NULL)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = 1;
+        pthread_mutex_unlock(&p->mu);
+        snap_wake(p);
+        pthread_join(p->thr, NULL);
+    }
+    for (size_t i = 0; i < p->n_peers; i++)
+        snap_peer_free(p->peers[i]);
+    free(p->peers);
+    free(p->health);
+    if (p->lfd >= 0) {
+        close(p->lfd);
+        unlink(p->path);
+    }
+    if (p->wake[0] >= 0)
+        close(p->wake[0]);
+    if (p->wake[1] >= 0)
+        close(p->wake[1]);
+    store_close(p->rd);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void snap_pub_begin(struct snap_pub *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->in_change = 1;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void snap_pub_end(struct snap_pub *p, int64_t committed_version)
+{
+    pthread_mutex_lock(&p->mu);
+    p->in_change = 0;
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        pe->in_req = 0;
+        if (pe->fd >= 0 && pe->hello && pe->sent_version != committed_version &&
+            pe->applied_version != committed_version)
+            pe->needs_sync = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    snap_wake(p);
+}
+
+int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot, int64_t version,
+                     struct snap_result *res, struct err *err)
+{
+    struct snap_frames fr = {0};
+    struct timespec dl;
+    cJSON *ids = cJSON_CreateArray();
+    char *frame = NULL;
+    size_t frame_len = 0;
+    int rc = -1, waiting;
+
+    memset(res, 0, sizeof(*res));
+    res->not_applied = cJSON_CreateArray();
+    if (wire_encode(snapshot, 0, &frame, &frame_len, err) < 0)
+        goto out;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        pe->in_req = pe->fd >= 0 && pe->hello;
+        pe->result = pe->in_req ? SNAP_R_PENDING : SNAP_R_NONE;
+    }
+    snap_missing(p, snapshot, 1, ids);
+    pthread_mutex_unlock(&p->mu);
+    /* Decrypting keys happens outside the lock: status reads go on. */
+    if (snap_frames_load(st, p->mk, ids, &fr, err) < 0)
+        goto out;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (!pe->in_req)
+            continue;
+        if (pe->fd < 0) {
+            pe->result = SNAP_R_GONE;
+            continue;
+        }
+        snap_send(pe, snapshot, version, &fr, frame, frame_len);
+        res->n_proxies++;
+    }
+    snap_wake(p);
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += p->ack_timeout_ms / 1000;
+    dl.tv_nsec += (long)(p->ack_timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        waiting = 0;
+        for (size_t i = 0; i < p->n_peers; i++)
+            if (p->peers[i]->in_req && p->peers[i]->result == SNAP_R_PENDING)
+                waiting = 1;
+        if (!waiting || pthread_cond_timedwait(&p->cv, &p->mu, &dl) != 0)
+            break;
+    }
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (!pe->in_req)
+            continue;
+        switch (pe->result) {
+        case SNAP_R_ACK:
+            res->n_acked++;
+            break;
+        case SNAP_R_NACK:
+            if (!res->nacked) {
+                snprintf(res->nack_node, sizeof(res->nack_node), "%s", pe->node_id);
+                snprintf(res->nack_error, sizeof(res->nack_error), "%s", pe->last_error);
+            }
+            res->nacked = 1;
+            break;
+        case SNAP_R_PENDING:
+            /* One hung proxy never blocks the API: drop it; it resynchronises. */
+            pe->drop = 1;
+            pe->result = SNAP_R_GONE;
+            log_warn("snap", "proxy %s did not answer version %lld within %d ms", pe->node_id,
+                     (long long)version, p->ack_timeout_ms);
+            /* fallthrough */
+        default:
+            cJSON_AddItemToArray(res->not_applied, cJSON_CreateString(pe->node_id));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    snap_wake(p);
+    rc = 0;
+out:
+    wire_frame_free(frame, frame_len);
+    snap_frames_free(&fr);
+    cJSON_Delete(ids);
+    return rc;
+}
+
+cJSON *snap_pub_status(struct snap_pub *p)
+{
+    cJSON *arr = cJSON_CreateArray(), *o;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (!pe->hello || pe->dead)
+            continue;
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", pe->node_id);
+        cJSON_AddBoolToObject(o, "connected", pe->fd >= 0);
+        cJSON_AddNumberToObject(o, "applied_version", (double)pe->applied_version);
+        if (pe->last_error[0])
+            cJSON_AddStringToObject(o, "last_error", pe->last_error);
+        else
+            cJSON_AddNullToObject(o, "last_error");
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return arr;
+}
+
+int snap_pub_connected(struct snap_pub *p)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_peers; i++)
+        if (p->peers[i]->fd >= 0 && p->peers[i]->hello)
+            n++;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+cJSON *snap_pub_health(struct snap_pub *p, const char *tg_id)
+{
+    cJSON *arr = cJSON_CreateArray(), *o;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_health; i++) {
+        struct snap_health *h = &p->health[i];
+
+        if (strcmp(h->tg, tg_id) != 0)
+            continue;
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "target_id", h->target);
+        cJSON_AddStringToObject(o, "state", h->state);
+        cJSON_AddStringToObject(o, "reason", h->reason);
+        cJSON_AddNumberToObject(o, "updated_at", (double)h->updated_at);
+        cJSON_AddStringToObject(o, "node_id", h->node);
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return arr;
+}
+
+cJSON *snap_pub_stats(struct snap_pub *p)
+{
+    cJSON *arr = cJSON_CreateArray(), *o;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (pe->fd < 0 || pe->stats == NULL)
+            continue;
+        o = cJSON_Duplicate(pe->stats, 1);
+        cJSON_AddStringToObject(o, "node_id", pe->node_id);
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return arr;
+}
