@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
+#include "dp.h"
 #include "err.h"
 #include "log.h"
 
@@ -21,11 +23,40 @@ static const char dp_usage[] =
     "  --log-level LEVEL       debug, info, warn or error (default info)\n"
     "  --help, --version\n";
 
+static struct dp dp_proc;
+
+/* SIGTERM/SIGINT: stop accepting, let workers drain for the grace period;
+ * the main loop ends when the last worker has stopped (dp_ctl_back_cb). */
 static void dp_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    struct dp *dp = w->data;
+
     (void)revents;
-    log_info("dp", "signal %d: shutting down", w->signum);
-    ev_break(loop, EVBREAK_ALL);
+    if (dp->stopping) {
+        log_info("dp", "signal %d again: exiting now", w->signum);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    log_info("dp", "signal %d: shutting down (grace %.1f s)", w->signum, dp->grace);
+    dp->stopping = 1;
+    ev_timer_stop(loop, &dp->retry);
+    dp_workers_stop(dp);
+}
+
+/* Grace from PORTCULLIS_GRACE_MS (tests shorten it), default 10 s. */
+static double dp_grace(void)
+{
+    const char *s = getenv("PORTCULLIS_GRACE_MS");
+    char *end;
+    long ms;
+
+    if (s == NULL || *s == '\0')
+        return 10.0;
+    errno = 0;
+    ms = strtol(s, &end, 10);
+    if (*end != '\0' || errno != 0 || ms < 0 || ms > 3600000)
+        return 10.0;
+    return (double)ms / 1000.0;
 }
 
 int main(int argc, char **argv)
@@ -43,6 +74,8 @@ int main(int argc, char **argv)
     char node_id[256] = "";
     struct ev_loop *loop;
     ev_signal sigterm, sigint;
+    struct err e = {0};
+    struct dp *dp;
     enum log_level lvl;
     long workers;
     char *end;
@@ -72,8 +105,7 @@ int main(int argc, char **argv)
             break;
         case 'l':
             if (log_parse_level(optarg, &lvl) < 0) {
-                fprintf(stderr,
-                        "portcullis-proxy: bad --log-level '%s' (debug|info|warn|error)\n",
+                fprintf(stderr, "portcullis-proxy: bad --log-level '%s' (debug|info|warn|error)\n",
                         optarg);
                 return 2;
             }
@@ -96,8 +128,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "portcullis-proxy: unexpected argument '%s' (try --help)\n",
-                argv[optind]);
+        fprintf(stderr, "portcullis-proxy: unexpected argument '%s' (try --help)\n", argv[optind]);
         return 2;
     }
     if (workers < 1)
@@ -107,12 +138,39 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     loop = ev_default_loop(EVFLAG_AUTO);
+    dp = &dp_proc;
+    dp->loop = loop;
+    dp->nworkers = (int)workers;
+    dp->sock_path = control_socket;
+    dp->grace = dp_grace();
+    snprintf(dp->node_id, sizeof(dp->node_id), "%s", node_id);
     ev_signal_init(&sigterm, dp_on_signal, SIGTERM);
+    sigterm.data = dp;
     ev_signal_init(&sigint, dp_on_signal, SIGINT);
+    sigint.data = dp;
     ev_signal_start(loop, &sigterm);
     ev_signal_start(loop, &sigint);
     log_info("dp", "proxy %s starting: %ld workers, control socket %s", node_id, workers,
              control_socket);
+    dp_ctl_start(dp);
+    if (dp_workers_start(dp, &e) < 0) {
+        fprintf(stderr, "portcullis-proxy: %s\n", e.message);
+        dp_workers_stop(dp);
+        dp_workers_join(dp);
+        dp_ctl_free(dp);
+        return 1;
+    }
     ev_run(loop, 0);
+
+    dp_workers_stop(dp);
+    dp_workers_join(dp);
+    dp_ctl_free(dp);
+    dp_config_unref(dp->publishing);
+    dp_config_unref(dp->cur);
+    dp_stats_free_all(dp);
+    ev_signal_stop(loop, &sigterm);
+    ev_signal_stop(loop, &sigint);
+    ev_loop_destroy(loop);
+    log_info("dp", "proxy %s stopped", dp->node_id);
     return 0;
 }

@@ -1,0 +1,133 @@
+/* dp-t.h - the proxy process: runtime configuration, workers, counters,
+ * control channel. Types only. */
+#ifndef PC_DP_T_H
+#define PC_DP_T_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "conn-t.h"
+#include "cs-t.h"
+#include "lsn-t.h"
+#include "tg-t.h"
+#include "wire-t.h"
+
+/* Counters of one worker for one listener or target. Written only by that
+ * worker (plain relaxed stores), summed by the main thread. */
+struct dp_ctr {
+    _Atomic uint64_t active, total, bytes_in, bytes_out, errors;
+    char pad[64 - 5 * sizeof(uint64_t)];
+};
+
+/* Counters of one listener ("lsn-...") or target ("tg-.../tgt-..."), kept
+ * across configurations by key; refcounted (the registry holds one ref,
+ * each configuration one). */
+struct dp_stats {
+    _Atomic int refs;
+    _Atomic int conns;     /* open connections over all workers (max_connections) */
+    struct dp_stats *next; /* registry bucket chain, main thread only */
+    char key[2 * DP_ID_MAX + 2];
+    char tg_id[DP_ID_MAX], id[DP_ID_MAX];
+    int n;
+    struct dp_ctr slot[]; /* one per worker */
+};
+
+/* One server SSL_CTX per certificate version and TLS policy. */
+struct dp_sslctx {
+    char sha256[65];
+    enum cs_policy policy;
+    SSL_CTX *ctx; /* one ref */
+    char id[DP_ID_MAX];
+    int version;
+    char **names; /* DNS subjectAltNames (or CN), "*." kept */
+    size_t n_names;
+};
+
+/* A runtime configuration: everything a worker needs, immutable once
+ * published, atomically refcounted (main thread, every worker, every
+ * connection that started under it). */
+struct dp_config {
+    _Atomic int refs;
+    int64_t version;
+    int nworkers;
+    struct dp_sslctx *ctxs; /* sorted by (sha256, policy) */
+    size_t n_ctxs;
+    struct tg *tgs;
+    size_t n_tgs;
+    struct lsn_conf *lsns;
+    size_t n_lsns;
+};
+
+/* A certificate body received in a `certificate` frame, by sha256. Main
+ * thread only. Key bytes are wiped when freed. */
+struct dp_certbody {
+    char sha256[65];
+    char id[DP_ID_MAX];
+    int version;
+    char *cert, *chain, *key; /* NUL-terminated; chain and key may be NULL */
+    size_t cert_len, chain_len, key_len;
+};
+
+struct dp;
+
+struct dp_worker {
+    struct dp *dp;
+    int idx;
+    pthread_t thr;
+    struct ev_loop *loop;
+    ev_async wake;                       /* a new configuration, or stop */
+    ev_prepare reap;                     /* frees connections closed during the last iteration */
+    ev_timer accept_pause;               /* EMFILE: accepting resumes when it fires */
+    ev_timer grace;                      /* shutdown: open connections get this long */
+    _Atomic(struct dp_config *) pending; /* set by the main thread, taken by the worker */
+    _Atomic int64_t served;              /* version this worker serves (read by the main thread) */
+    _Atomic int stop;
+    struct dp_config *cfg; /* current; ref held */
+    struct lsn_watch *lw;
+    size_t n_lw;
+    int accept_paused, stopping;
+    struct conn *conns; /* live connections */
+    size_t n_conns;
+    struct conn *reap_list;
+    struct conn *free_conns;
+    struct conn_buf *free_bufs;
+    size_t n_free_conns, n_free_bufs;
+    uint64_t next_id;
+};
+
+#define DP_STATS_BUCKETS 1024u
+
+struct dp {
+    struct ev_loop *loop; /* main thread: control channel */
+    int nworkers;
+    struct dp_worker *workers;
+    const char *sock_path;
+    char node_id[256];
+    double grace; /* seconds */
+    /* control channel */
+    int fd;
+    ev_io rio, wio;
+    ev_timer retry, stats_tmr, stop_tmr;
+    ev_async back; /* a worker switched configuration or stopped */
+    double backoff;
+    struct wire_dec dec;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    /* certificate bodies, sorted by sha256 */
+    struct dp_certbody **certs;
+    size_t n_certs, cap_certs;
+    /* configurations */
+    struct dp_config *cur;        /* serving (every worker has it); ref held */
+    struct dp_config *publishing; /* published, not every worker switched yet; ref held */
+    struct cJSON *pub_snap;       /* the snapshot being published */
+    struct cJSON *queued;         /* a snapshot received while publishing */
+    struct dp_stats *stats[DP_STATS_BUCKETS];
+    int stopping;
+};
+
+#endif

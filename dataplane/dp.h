@@ -1,0 +1,100 @@
+/* dp.h - the proxy process: runtime configuration, counters, workers and
+ * the control-channel client. */
+#ifndef PC_DP_H
+#define PC_DP_H
+
+#include <stdatomic.h>
+
+#include <cjson/cJSON.h>
+
+#include "dp-t.h"
+#include "err-t.h"
+
+/* Add to a counter of the calling worker's own slot: a plain load and store,
+ * no locked instruction; only the main thread reads it concurrently. */
+#define DP_CTR_ADD(field, n)                                                                       \
+    atomic_store_explicit(&(field),                                                                \
+                          atomic_load_explicit(&(field), memory_order_relaxed) + (uint64_t)(n),    \
+                          memory_order_relaxed)
+#define DP_CTR_SUB(field, n)                                                                       \
+    atomic_store_explicit(&(field),                                                                \
+                          atomic_load_explicit(&(field), memory_order_relaxed) - (uint64_t)(n),    \
+                          memory_order_relaxed)
+
+/* --- counters (dp_stats.c) --- */
+
+/* The counters of listener 'id' ('tg_id' "") or of target 'id' of group
+ * 'tg_id', created on first use. Main thread only. Returns a new ref (the
+ * caller owns it: dp_stats_unref), or NULL when out of memory. */
+struct dp_stats *dp_stats_get(struct dp *dp, const char *tg_id, const char *id);
+
+/* Drop a ref; any thread. NULL is fine. */
+void dp_stats_unref(struct dp_stats *st);
+
+/* Forget registry entries no configuration references any more. Main thread. */
+void dp_stats_prune(struct dp *dp);
+
+/* Free the whole registry at exit. Main thread, workers stopped. */
+void dp_stats_free_all(struct dp *dp);
+
+/* Build the `stats` frame of the control channel from every counter of the
+ * current configuration. Returns a new cJSON object (caller owns it). */
+cJSON *dp_stats_frame(struct dp *dp);
+
+/* --- runtime configuration (dp_config.c) --- */
+
+/* Build a runtime configuration from a `snapshot` frame, reusing from 'old'
+ * (may be NULL) every SSL_CTX whose certificate sha256 and policy are
+ * unchanged and the listening sockets of every unchanged (bind, port), and
+ * binding the others. Certificate bodies come from dp's cache. Main thread.
+ * On success '*out' holds one ref owned by the caller. On failure nothing
+ * is left behind ('old' untouched) and 'err' says why (for the NACK). */
+int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, struct dp_config **out,
+                    struct err *err);
+
+static inline struct dp_config *dp_config_ref(struct dp_config *cfg)
+{
+    atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+    return cfg;
+}
+
+/* Drop a ref; the last one frees (any thread). NULL is fine. */
+void dp_config_unref(struct dp_config *cfg);
+
+/* Close the listening sockets 'old' has and 'cur' does not (main thread,
+ * once no worker watches them any more). 'cur' may be NULL: close all. */
+void dp_config_close_unused(struct dp_config *old, struct dp_config *cur);
+
+/* --- certificate bodies (dp_ctl.c) --- */
+
+/* The body with content hash 'sha256', or NULL. Main thread. */
+const struct dp_certbody *dp_cert_find(const struct dp *dp, const char *sha256);
+
+/* --- workers (dp_worker.c) --- */
+
+/* Start worker threads; each owns an ev_loop. Returns 0 or -1. */
+int dp_workers_start(struct dp *dp, struct err *err);
+
+/* Hand 'cfg' to every worker (each gets its own ref) and wake them. */
+void dp_workers_publish(struct dp *dp, struct dp_config *cfg);
+
+/* True when every worker serves version 'v'. */
+int dp_workers_serve(struct dp *dp, int64_t v);
+
+/* Ask every worker to stop accepting, let connections finish for dp->grace
+ * seconds, then exit its loop. */
+void dp_workers_stop(struct dp *dp);
+
+/* Wait for every worker thread and free what workers own. */
+void dp_workers_join(struct dp *dp);
+
+/* --- control channel (dp_ctl.c) --- */
+
+/* Begin connecting to dp->sock_path; reconnects with capped exponential
+ * backoff for as long as the process runs. */
+void dp_ctl_start(struct dp *dp);
+
+/* Close the control connection and free the certificate cache. */
+void dp_ctl_free(struct dp *dp);
+
+#endif

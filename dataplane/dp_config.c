@@ -1,0 +1,722 @@
+/* dp_config.c - a `snapshot` frame becomes an immutable runtime
+ * configuration: every SSL_CTX built or reused, every listener socket bound
+ * or reused, every name map sorted, before any worker sees it. */
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "conn.h"
+#include "cs.h"
+#include "dp.h"
+#include "err.h"
+#include "log.h"
+#include "lsn.h"
+#include "net.h"
+#include "sni.h"
+#include "tg.h"
+
+/* A snapshot's certificate reference. */
+struct dp_certref {
+    const char *id;
+    const char *sha256;
+    int version;
+};
+
+/* Build state: the new config plus lookup tables that die with the build. */
+struct dp_build {
+    struct dp *dp;
+    struct dp_config *cfg;
+    struct dp_config *old;
+    struct dp_certref *refs;
+    size_t n_refs;
+    size_t cap_ctxs;
+};
+
+/* --- JSON helpers: absent members take the documented defaults --- */
+
+/* 'a' if it is an array, else NULL (cJSON_ArrayForEach walks nothing). */
+static const cJSON *dp_arr(const cJSON *a)
+{
+    return cJSON_IsArray(a) ? a : NULL;
+}
+
+static const char *dp_json_str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Integer member 'k' in [lo, hi], or 'def' when absent or null. */
+static int dp_json_int(const cJSON *o, const char *k, long lo, long hi, long def, long *out,
+                       struct err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble ||
+        v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+        return err_set(err, ERR_INVALID, "bad_snapshot", k,
+                       "snapshot: '%s' is not an integer in %ld..%ld", k, lo, hi);
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+static int dp_copy_id(char *dst, size_t cap, const char *src, const char *what, struct err *err)
+{
+    if (src == NULL || src[0] == '\0' || strlen(src) >= cap)
+        return err_set(err, ERR_INVALID, "bad_snapshot", what, "snapshot: bad or missing %s", what);
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
+
+static const struct dp_certref *dp_ref_find(const struct dp_build *b, const char *id)
+{
+    for (size_t i = 0; i < b->n_refs; i++)
+        if (strcmp(b->refs[i].id, id) == 0)
+            return &b->refs[i];
+    return NULL;
+}
+
+/* --- server SSL_CTX table --- */
+
+static int dp_ctx_cmp(const char *sha, enum cs_policy pol, const struct dp_sslctx *e)
+{
+    int c = strcmp(sha, e->sha256);
+
+    if (c != 0)
+        return c;
+    return (int)pol - (int)e->policy;
+}
+
+/* Index of (sha, pol) in a sorted table, or where it would go (*found 0). */
+static size_t dp_ctx_search(const struct dp_sslctx *arr, size_t n, const char *sha,
+                            enum cs_policy pol, int *found)
+{
+    size_t lo = 0, hi = n;
+
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = dp_ctx_cmp(sha, pol, &arr[mid]);
+
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static void dp_sslctx_free(struct dp_sslctx *e)
+{
+    SSL_CTX_free(e->ctx);
+    for (size_t i = 0; i < e->n_names; i++)
+        free(e->names[i]);
+    free(e->names);
+}
+
+static int dp_names_push(struct dp_sslctx *e, const char *s, size_t len)
+{
+    char **nn = realloc(e->names, (e->n_names + 1) * sizeof(*nn));
+
+    if (nn == NULL)
+        return -1;
+    e->names = nn;
+    nn[e->n_names] = strndup(s, len);
+    if (nn[e->n_names] == NULL)
+        return -1;
+    e->n_names++;
+    return 0;
+}
+
+/* The DNS names a certificate answers for: its subjectAltName DNS entries,
+ * or its CN when it has none (as clients used to). */
+static int dp_cert_names(struct dp_sslctx *e)
+{
+    X509 *x = SSL_CTX_get0_certificate(e->ctx);
+    GENERAL_NAMES *gens;
+    int rc = 0;
+
+    if (x == NULL)
+        return 0;
+    gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (gens != NULL) {
+        for (int i = 0; i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
+            const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+            if (g->type == GEN_DNS)
+                rc = dp_names_push(e, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+                                   (size_t)ASN1_STRING_length(g->d.dNSName));
+        }
+        GENERAL_NAMES_free(gens);
+        return rc;
+    }
+    {
+        char cn[256];
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
+        if (n > 0)
+            rc = dp_names_push(e, cn, (size_t)n);
+    }
+    return rc;
+}
+
+/* The server SSL_CTX of certificate 'ref' under 'pol': from the new table,
+ * else shared from the old configuration, else built from the body. */
+static SSL_CTX *dp_ctx_get(struct dp_build *b, const struct dp_certref *ref, enum cs_policy pol,
+                           struct dp_sslctx **entry, struct err *err)
+{
+    struct dp_config *cfg = b->cfg;
+    struct dp_sslctx e = {0}, *slot;
+    int found;
+    size_t pos = dp_ctx_search(cfg->ctxs, cfg->n_ctxs, ref->sha256, pol, &found);
+
+    if (found) {
+        *entry = &cfg->ctxs[pos];
+        return cfg->ctxs[pos].ctx;
+    }
+    snprintf(e.sha256, sizeof(e.sha256), "%s", ref->sha256);
+    snprintf(e.id, sizeof(e.id), "%s", ref->id);
+    e.version = ref->version;
+    e.policy = pol;
+    if (b->old != NULL) {
+        size_t op = dp_ctx_search(b->old->ctxs, b->old->n_ctxs, ref->sha256, pol, &found);
+        if (found) {
+            const struct dp_sslctx *o = &b->old->ctxs[op];
+            SSL_CTX_up_ref(o->ctx);
+            e.ctx = o->ctx;
+            for (size_t i = 0; i < o->n_names; i++)
+                if (dp_names_push(&e, o->names[i], strlen(o->names[i])) < 0)
+                    goto oom;
+        }
+    }
+    if (e.ctx == NULL) {
+        const struct dp_certbody *body = dp_cert_find(b->dp, ref->sha256);
+
+        if (body == NULL) {
+            err_set(err, ERR_INVALID, "certificate_missing", "certificates",
+                    "certificate %s (sha256 %.16s...) was referenced but never sent", ref->id,
+                    ref->sha256);
+            return NULL;
+        }
+        if (body->key == NULL) {
+            err_set(err, ERR_INVALID, "certificate_without_key", "certificate_ids",
+                    "certificate %s has no private key (CA only) and cannot serve a listener",
+                    ref->id);
+            return NULL;
+        }
+        if (cs_ctx_build(body->cert, body->cert_len, body->chain, body->chain_len, body->key,
+                         body->key_len, pol, &e.ctx, err) < 0) {
+            err_set(err, ERR_INVALID, "certificate_invalid", "certificates",
+                    "certificate %s: cannot build TLS context", ref->id);
+            return NULL;
+        }
+        SSL_CTX_set_client_hello_cb(e.ctx, conn_client_hello_cb, NULL);
+        if (dp_cert_names(&e) < 0)
+            goto oom;
+        log_info("dp", "certificate %s version %d sha256 %.16s... loaded (%s policy)", e.id,
+                 e.version, e.sha256, cs_policy_name(pol));
+    }
+    if (cfg->n_ctxs == b->cap_ctxs) {
+        size_t nc = b->cap_ctxs ? 2 * b->cap_ctxs : 16;
+        struct dp_sslctx *na = realloc(cfg->ctxs, nc * sizeof(*na));
+        if (na == NULL)
+            goto oom;
+        cfg->ctxs = na;
+        b->cap_ctxs = nc;
+    }
+    slot = &cfg->ctxs[pos];
+    memmove(slot + 1, slot, (cfg->n_ctxs - pos) * sizeof(*slot));
+    *slot = e;
+    cfg->n_ctxs++;
+    *entry = slot;
+    return slot->ctx;
+oom:
+    dp_sslctx_free(&e);
+    err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    return NULL;
+}
+
+/* --- target groups --- */
+
+static int dp_resolve(struct tg_target *t)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char port[8];
+
+    if (net_make_addr(t->host, t->port, &t->addr, &t->addrlen, NULL) == 0) {
+        t->resolved = 1;
+        return 0;
+    }
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = AF_UNSPEC;
+    snprintf(port, sizeof(port), "%d", t->port);
+    if (getaddrinfo(t->host, port, &hints, &res) != 0 || res == NULL) {
+        log_warn("dp", "target %s: cannot resolve '%s'; it takes no connections", t->id, t->host);
+        return 0;
+    }
+    memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+    t->addrlen = res->ai_addrlen;
+    t->resolved = 1;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* The client SSL_CTX for re-encryption: shared with any group, new or old,
+ * that has the same verification settings. */
+static int dp_cli_ctx(struct dp_build *b, struct tg *tg, const char *ca_id, struct err *err)
+{
+    const char *ca_pem = NULL;
+    size_t ca_len = 0;
+
+    for (size_t i = 0; i < b->cfg->n_tgs; i++) {
+        struct tg *o = &b->cfg->tgs[i];
+        if (o->cli_ctx && o->verify == tg->verify && strcmp(o->ca_sha256, tg->ca_sha256) == 0) {
+            SSL_CTX_up_ref(o->cli_ctx);
+            tg->cli_ctx = o->cli_ctx;
+            return 0;
+        }
+    }
+    for (size_t i = 0; b->old != NULL && i < b->old->n_tgs; i++) {
+        struct tg *o = &b->old->tgs[i];
+        if (o->cli_ctx && o->verify == tg->verify && strcmp(o->ca_sha256, tg->ca_sha256) == 0) {
+            SSL_CTX_up_ref(o->cli_ctx);
+            tg->cli_ctx = o->cli_ctx;
+            return 0;
+        }
+    }
+    if (tg->ca_sha256[0] != '\0') {
+        const struct dp_certbody *body = dp_cert_find(b->dp, tg->ca_sha256);
+        if (body == NULL)
+            return err_set(err, ERR_INVALID, "certificate_missing", "ca_certificate_id",
+                           "target group %s: CA certificate %s was never sent", tg->id, ca_id);
+        ca_pem = body->cert;
+        ca_len = body->cert_len;
+    }
+    if (cs_client_ctx_build(tg->verify, ca_pem, ca_len, &tg->cli_ctx, err) < 0)
+        return err_set(err, ERR_INVALID, "tls_context_failed", "tls",
+                       "target group %s: cannot build the client TLS context", tg->id);
+    return 0;
+}
+
+static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct err *err)
+{
+    const cJSON *targets, *t, *hc, *tls;
+    const char *s;
+    long v;
+    size_t i = 0;
+
+    if (!cJSON_IsObject(j))
+        return err_set(err, ERR_INVALID, "bad_snapshot", "target_groups",
+                       "snapshot: a target group is not an object");
+    if (dp_copy_id(tg->id, sizeof(tg->id), dp_json_str(j, "id"), "target group id", err) < 0)
+        return -1;
+    s = dp_json_str(j, "name");
+    snprintf(tg->name, sizeof(tg->name), "%s", s ? s : tg->id);
+    s = dp_json_str(j, "protocol");
+    if (s == NULL || strcmp(s, "tcp") == 0)
+        tg->proto = TG_PROTO_TCP;
+    else if (strcmp(s, "tls") == 0)
+        tg->proto = TG_PROTO_TLS;
+    else
+        return err_set(err, ERR_INVALID, "bad_snapshot", "protocol",
+                       "target group %s: unknown protocol '%.16s'", tg->id, s);
+    s = dp_json_str(j, "algorithm");
+    tg->algo =
+        (s != NULL && strcmp(s, "least_conn") == 0) ? TG_ALGO_LEAST_CONN : TG_ALGO_ROUND_ROBIN;
+    if (dp_json_int(j, "deregistration_delay_s", 0, 3600, 300, &v, err) < 0)
+        return -1;
+    tg->dereg_delay_s = (int)v;
+    s = dp_json_str(j, "proxy_protocol");
+    tg->proxy_v2 = s != NULL && strcmp(s, "v2") == 0;
+    hc = cJSON_GetObjectItemCaseSensitive(j, "health_check");
+    if (cJSON_IsObject(hc)) {
+        tg->hc.enabled = 1;
+        s = dp_json_str(hc, "protocol");
+        tg->hc.protocol = s == NULL                ? 0
+                          : strcmp(s, "http") == 0 ? 1
+                          : strcmp(s, "tls") == 0  ? 2
+                                                   : 0;
+        s = dp_json_str(hc, "path");
+        snprintf(tg->hc.path, sizeof(tg->hc.path), "%s", s ? s : "/");
+        if (dp_json_int(hc, "port", 0, 65535, 0, &v, err) < 0)
+            return -1;
+        tg->hc.port = (int)v;
+        if (dp_json_int(hc, "interval_ms", 100, 300000, 5000, &v, err) < 0)
+            return -1;
+        tg->hc.interval_ms = (int)v;
+        if (dp_json_int(hc, "timeout_ms", 50, 60000, 2000, &v, err) < 0)
+            return -1;
+        tg->hc.timeout_ms = (int)v;
+        if (dp_json_int(hc, "healthy_threshold", 1, 10, 3, &v, err) < 0)
+            return -1;
+        tg->hc.healthy_threshold = (int)v;
+        if (dp_json_int(hc, "unhealthy_threshold", 1, 10, 3, &v, err) < 0)
+            return -1;
+        tg->hc.unhealthy_threshold = (int)v;
+    }
+    tg->cursor = calloc((size_t)b->cfg->nworkers, sizeof(*tg->cursor));
+    targets = cJSON_GetObjectItemCaseSensitive(j, "targets");
+    if (targets != NULL && !cJSON_IsArray(targets))
+        return err_set(err, ERR_INVALID, "bad_snapshot", "targets",
+                       "target group %s: targets is not an array", tg->id);
+    tg->n_targets = (size_t)cJSON_GetArraySize(targets);
+    if (tg->n_targets > 1000)
+        return err_set(err, ERR_INVALID, "bad_snapshot", "targets",
+                       "target group %s: more than 1000 targets", tg->id);
+    tg->targets = calloc(tg->n_targets ? tg->n_targets : 1, sizeof(*tg->targets));
+    tg->eligible = calloc(tg->n_targets ? tg->n_targets : 1, sizeof(*tg->eligible));
+    if (tg->cursor == NULL || tg->targets == NULL || tg->eligible == NULL)
+        return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    cJSON_ArrayForEach(t, targets)
+    {
+        struct tg_target *tt = &tg->targets[i++];
+
+        if (!cJSON_IsObject(t))
+            return err_set(err, ERR_INVALID, "bad_snapshot", "targets",
+                           "target group %s: a target is not an object", tg->id);
+        if (dp_copy_id(tt->id, sizeof(tt->id), dp_json_str(t, "id"), "target id", err) < 0 ||
+            dp_copy_id(tt->host, sizeof(tt->host), dp_json_str(t, "host"), "target host", err) < 0)
+            return -1;
+        if (dp_json_int(t, "port", 1, 65535, 0, &v, err) < 0)
+            return -1;
+        if (v == 0)
+            return err_set(err, ERR_INVALID, "bad_snapshot", "port", "target %s: missing port",
+                           tt->id);
+        tt->port = (int)v;
+        if (dp_json_int(t, "weight", 0, 1000, 1, &v, err) < 0)
+            return -1;
+        tt->weight = (int)v;
+        tt->st = dp_stats_get(b->dp, tg->id, tt->id);
+        if (tt->st == NULL)
+            return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        dp_resolve(tt);
+        if (tt->weight > 0 && tt->resolved)
+            tg->eligible[tg->n_eligible++] = (size_t)(tt - tg->targets);
+    }
+    tls = cJSON_GetObjectItemCaseSensitive(j, "tls");
+    if (tg->proto == TG_PROTO_TLS) {
+        const cJSON *verify =
+            cJSON_IsObject(tls) ? cJSON_GetObjectItemCaseSensitive(tls, "verify") : NULL;
+        const char *ca_id = cJSON_IsObject(tls) ? dp_json_str(tls, "ca_certificate_id") : NULL;
+
+        tg->verify = !cJSON_IsFalse(verify);
+        s = cJSON_IsObject(tls) ? dp_json_str(tls, "server_name") : NULL;
+        if (s != NULL && s[0] != '\0') {
+            tg->server_name = strdup(s);
+            if (tg->server_name == NULL)
+                return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        }
+        if (ca_id != NULL) {
+            const struct dp_certref *ref = dp_ref_find(b, ca_id);
+            if (ref == NULL)
+                return err_set(err, ERR_INVALID, "bad_snapshot", "ca_certificate_id",
+                               "target group %s: unknown CA certificate %s", tg->id, ca_id);
+            snprintf(tg->ca_sha256, sizeof(tg->ca_sha256), "%s", ref->sha256);
+        }
+        if (dp_cli_ctx(b, tg, ca_id, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static struct tg *dp_tg_find(struct dp_config *cfg, const char *id)
+{
+    if (id == NULL)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_tgs; i++)
+        if (strcmp(cfg->tgs[i].id, id) == 0)
+            return &cfg->tgs[i];
+    return NULL;
+}
+
+/* --- listeners --- */
+
+static int dp_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc, size_t idx,
+                        struct err *err)
+{
+    struct dp_config *cfg = b->cfg;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    const cJSON *arr, *it;
+    const char *s, *bind;
+    long v;
+
+    if (!cJSON_IsObject(j))
+        return err_set(err, ERR_INVALID, "bad_snapshot", "listeners",
+                       "snapshot: a listener is not an object");
+    if (dp_copy_id(lc->id, sizeof(lc->id), dp_json_str(j, "id"), "listener id", err) < 0)
+        return -1;
+    s = dp_json_str(j, "name");
+    snprintf(lc->name, sizeof(lc->name), "%s", s ? s : lc->id);
+    bind = dp_json_str(j, "bind");
+    if (bind == NULL)
+        bind = "0.0.0.0";
+    if (dp_json_int(j, "port", 1, 65535, 0, &v, err) < 0)
+        return -1;
+    if (v == 0)
+        return err_set(err, ERR_INVALID, "bad_snapshot", "port", "listener %s: missing port",
+                       lc->id);
+    if (net_make_addr(bind, (int)v, &ss, &sslen, err) < 0)
+        return -1;
+    net_addr_str((struct sockaddr *)&ss, lc->addr_str, sizeof(lc->addr_str));
+    s = dp_json_str(j, "protocol");
+    if (s == NULL || strcmp(s, "tcp") == 0)
+        lc->proto = LSN_PROTO_TCP;
+    else if (strcmp(s, "tls") == 0)
+        lc->proto = LSN_PROTO_TLS;
+    else
+        return err_set(err, ERR_INVALID, "bad_snapshot", "protocol",
+                       "listener %s: unknown protocol '%.16s'", lc->id, s);
+    lc->default_tg = dp_tg_find(cfg, dp_json_str(j, "default_target_group_id"));
+    if (lc->default_tg == NULL)
+        return err_set(err, ERR_INVALID, "bad_snapshot", "default_target_group_id",
+                       "listener %s: unknown default target group", lc->id);
+    if (dp_json_int(j, "max_connections", 1, 1000000, 10000, &v, err) < 0)
+        return -1;
+    lc->max_conns = (unsigned)v;
+    if (dp_json_int(j, "handshake_timeout_ms", 1, 300000, 10000, &v, err) < 0)
+        return -1;
+    lc->handshake_timeout = (double)v / 1000.0;
+    if (dp_json_int(j, "connect_timeout_ms", 1, 60000, 5000, &v, err) < 0)
+        return -1;
+    lc->connect_timeout = (double)v / 1000.0;
+    if (dp_json_int(j, "idle_timeout_ms", 1, 86400000, 300000, &v, err) < 0)
+        return -1;
+    lc->idle_timeout = (double)v / 1000.0;
+    s = dp_json_str(j, "ssl_policy");
+    lc->policy = CS_POLICY_INTERMEDIATE;
+    if (s != NULL && cs_policy_parse(s, &lc->policy) < 0)
+        return err_set(err, ERR_INVALID, "bad_snapshot", "ssl_policy",
+                       "listener %s: unknown ssl_policy '%.32s'", lc->id, s);
+
+    arr = cJSON_GetObjectItemCaseSensitive(j, "sni_routes");
+    cJSON_ArrayForEach(it, dp_arr(arr))
+    {
+        const char *name = dp_json_str(it, "server_name");
+        struct tg *tg = dp_tg_find(cfg, dp_json_str(it, "target_group_id"));
+
+        if (name == NULL || tg == NULL)
+            return err_set(err, ERR_INVALID, "bad_snapshot", "sni_routes",
+                           "listener %s: bad SNI route", lc->id);
+        if (sni_map_add(&lc->routes, name, tg, err) < 0)
+            return -1;
+    }
+    sni_map_seal(&lc->routes);
+
+    if (lc->proto == LSN_PROTO_TLS) {
+        size_t n = 0;
+
+        arr = cJSON_GetObjectItemCaseSensitive(j, "certificate_ids");
+        cJSON_ArrayForEach(it, dp_arr(arr))
+        {
+            const struct dp_certref *ref;
+            struct dp_sslctx *e;
+            SSL_CTX *ctx;
+
+            if (!cJSON_IsString(it) || (ref = dp_ref_find(b, it->valuestring)) == NULL)
+                return err_set(err, ERR_INVALID, "bad_snapshot", "certificate_ids",
+                               "listener %s: unknown certificate", lc->id);
+            ctx = dp_ctx_get(b, ref, lc->policy, &e, err);
+            if (ctx == NULL)
+                return -1;
+            if (n++ == 0)
+                lc->default_ctx = ctx;
+            for (size_t k = 0; k < e->n_names; k++) {
+                struct err ign = {0};
+                /* A certificate name we cannot map (odd characters) still
+                 * serves as default or via another name. */
+                (void)sni_map_add(&lc->certs, e->names[k], ctx, &ign);
+            }
+        }
+        if (n == 0)
+            return err_set(err, ERR_INVALID, "bad_snapshot", "certificate_ids",
+                           "tls listener %s has no certificate", lc->id);
+        sni_map_seal(&lc->certs);
+        arr = cJSON_GetObjectItemCaseSensitive(j, "alpn");
+        if (cJSON_IsArray(arr) && cJSON_GetArraySize(arr) > 0) {
+            const char *protos[8];
+            size_t np = 0;
+
+            cJSON_ArrayForEach(it, arr)
+            {
+                if (!cJSON_IsString(it) || np == 8)
+                    return err_set(err, ERR_INVALID, "bad_snapshot", "alpn",
+                                   "listener %s: bad alpn list", lc->id);
+                protos[np++] = it->valuestring;
+            }
+            if (cs_alpn_encode(protos, np, &lc->alpn, &lc->alpn_len, err) < 0)
+                return -1;
+        }
+    }
+
+    /* Sockets: an unchanged (bind, port) keeps its sockets. */
+    for (size_t i = 0; i < idx; i++)
+        if (dp_same_addr(&cfg->lsns[i].socks->addr, &ss))
+            return err_set(err, ERR_CONFLICT, "port_in_use", "port",
+                           "listeners %s and %s both use %s", cfg->lsns[i].id, lc->id,
+                           lc->addr_str);
+    for (size_t i = 0; b->old != NULL && i < b->old->n_lsns; i++) {
+        struct lsn_socks *os = b->old->lsns[i].socks;
+        if (dp_same_addr(&os->addr, &ss) && os->fds[0] >= 0) {
+            lc->socks = lsn_socks_ref(os);
+            break;
+        }
+    }
+    if (lc->socks == NULL) {
+        if (lsn_socks_bind((struct sockaddr *)&ss, sslen, cfg->nworkers, &lc->socks, err) < 0)
+            return -1;
+        log_info("dp", "listener %s (%s) bound on %s", lc->id, lc->name, lc->addr_str);
+    }
+    lc->st = dp_stats_get(b->dp, "", lc->id);
+    if (lc->st == NULL)
+        return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    return 0;
+}
+
+/* --- build, free --- */
+
+int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, struct dp_config **out,
+                    struct err *err)
+{
+    struct dp_build b = {.dp = dp, .old = old};
+    const cJSON *arr, *it;
+    long v;
+    int rc = -1;
+    size_t i;
+
+    *out = NULL;
+    b.cfg = calloc(1, sizeof(*b.cfg));
+    if (b.cfg == NULL)
+        return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+    atomic_init(&b.cfg->refs, 1);
+    b.cfg->nworkers = dp->nworkers;
+    if (dp_json_int(snap, "version", 1, INT64_MAX / 2, 0, &v, err) < 0)
+        goto out;
+    if (v == 0) {
+        err_set(err, ERR_INVALID, "bad_snapshot", "version", "snapshot without a version");
+        goto out;
+    }
+    b.cfg->version = v;
+
+    arr = cJSON_GetObjectItemCaseSensitive(snap, "certificates");
+    b.refs = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.refs));
+    if (b.refs == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(it, dp_arr(arr))
+    {
+        struct dp_certref *r = &b.refs[b.n_refs];
+
+        r->id = dp_json_str(it, "id");
+        r->sha256 = dp_json_str(it, "sha256");
+        if (r->id == NULL || r->sha256 == NULL || strlen(r->sha256) > 64) {
+            err_set(err, ERR_INVALID, "bad_snapshot", "certificates",
+                    "snapshot: bad certificate reference");
+            goto out;
+        }
+        if (dp_json_int(it, "version", 0, INT32_MAX, 0, &v, err) < 0)
+            goto out;
+        r->version = (int)v;
+        b.n_refs++;
+    }
+
+    arr = cJSON_GetObjectItemCaseSensitive(snap, "target_groups");
+    b.cfg->tgs = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.cfg->tgs));
+    if (b.cfg->tgs == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(it, dp_arr(arr))
+    {
+        /* Counted before building so a failure frees what was half-built. */
+        struct tg *tg = &b.cfg->tgs[b.cfg->n_tgs++];
+        if (dp_build_tg(&b, it, tg, err) < 0)
+            goto out;
+        for (i = 0; i + 1 < b.cfg->n_tgs; i++)
+            if (strcmp(b.cfg->tgs[i].id, tg->id) == 0) {
+                err_set(err, ERR_INVALID, "bad_snapshot", "target_groups",
+                        "snapshot: duplicate target group %s", tg->id);
+                goto out;
+            }
+    }
+
+    arr = cJSON_GetObjectItemCaseSensitive(snap, "listeners");
+    b.cfg->lsns = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.cfg->lsns));
+    if (b.cfg->lsns == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(it, dp_arr(arr))
+    {
+        struct lsn_conf *lc = &b.cfg->lsns[b.cfg->n_lsns++];
+        if (dp_build_lsn(&b, it, lc, b.cfg->n_lsns - 1, err) < 0)
+            goto out;
+    }
+    *out = b.cfg;
+    b.cfg = NULL;
+    rc = 0;
+out:
+    free(b.refs);
+    dp_config_unref(b.cfg);
+    return rc;
+}
+
+void dp_config_unref(struct dp_config *cfg)
+{
+    if (cfg == NULL || atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < cfg->n_lsns; i++)
+        lsn_conf_free(&cfg->lsns[i]);
+    for (size_t i = 0; i < cfg->n_tgs; i++)
+        tg_free(&cfg->tgs[i]);
+    for (size_t i = 0; i < cfg->n_ctxs; i++)
+        dp_sslctx_free(&cfg->ctxs[i]);
+    free(cfg->lsns);
+    free(cfg->tgs);
+    free(cfg->ctxs);
+    free(cfg);
+}
+
+void dp_config_close_unused(struct dp_config *old, struct dp_config *cur)
+{
+    if (old == NULL)
+        return;
+    for (size_t i = 0; i < old->n_lsns; i++) {
+        struct lsn_socks *s = old->lsns[i].socks;
+        int kept = 0;
+
+        for (size_t k = 0; cur != NULL && k < cur->n_lsns && !kept; k++)
+            kept = cur->lsns[k].socks == s;
+        if (!kept && s->fds[0] >= 0) {
+            log_info("dp", "listener %s (%s) closed on %s", old->lsns[i].id, old->lsns[i].name,
+                     old->lsns[i].addr_str);
+            lsn_socks_close(s);
+        }
+    }
+}

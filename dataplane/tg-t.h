@@ -1,0 +1,73 @@
+/* tg-t.h - target groups of the runtime configuration: types. */
+#ifndef PC_TG_T_H
+#define PC_TG_T_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#define DP_ID_MAX 80 /* "tgt-" + 16 hex, with room for longer ids */
+#define DP_HOST_MAX 256
+
+struct dp_stats;
+
+enum tg_proto {
+    TG_PROTO_TCP = 0, /* plain bytes to the target */
+    TG_PROTO_TLS,     /* a fresh TLS connection to the target (re-encryption) */
+};
+
+enum tg_algo {
+    TG_ALGO_ROUND_ROBIN = 0,
+    TG_ALGO_LEAST_CONN, /* accepted; balanced as round robin until issue 8 */
+};
+
+/* Health-check settings, kept for the hc_ module (issue 8). */
+struct tg_hc {
+    int enabled;
+    int protocol; /* 0 tcp, 1 http, 2 tls */
+    int port;     /* 0: the target's port */
+    char path[1025];
+    int interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold;
+};
+
+struct tg_target {
+    char id[DP_ID_MAX];
+    char host[DP_HOST_MAX];
+    int port;
+    int weight;
+    int resolved; /* addr is valid */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct dp_stats *st; /* counters, shared across configurations (ref held) */
+};
+
+/* Round-robin cursor of one worker, on its own cache line: written only by
+ * that worker, so the immutable config needs no lock. */
+struct tg_cursor {
+    unsigned next;
+    char pad[64 - sizeof(unsigned)];
+};
+
+struct tg {
+    char id[DP_ID_MAX];
+    char name[DP_ID_MAX];
+    enum tg_proto proto;
+    enum tg_algo algo;
+    struct tg_target *targets;
+    size_t n_targets;
+    size_t *eligible; /* indexes of targets that take new connections (weight > 0, resolved) */
+    size_t n_eligible;
+    struct tg_cursor *cursor; /* one per worker */
+    struct tg_hc hc;
+    int dereg_delay_s;
+    int proxy_v2;
+    /* re-encryption (proto TLS) */
+    SSL_CTX *cli_ctx; /* one ref; reused across configs with the same key */
+    int verify;
+    char *server_name;  /* SNI and verified name, or NULL */
+    char ca_sha256[65]; /* the trust anchor's content hash, "" for the system store */
+};
+
+#endif
