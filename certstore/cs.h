@@ -6,7 +6,7 @@
  * Error codes (struct err.code) are stable strings, part of the REST API;
  * the field is "certificate", "private_key" or "certificate_chain".
  *
- * cs_import() codes      field              kind (HTTP)
+ * cs_import() code                 field              kind (HTTP)
  *   certificate_missing             certificate        ERR_INVALID (400)
  *   certificate_not_pem             certificate        ERR_INVALID (400)
  *       no PEM block, unterminated block, bad base64, not X.509, wrong label
@@ -42,19 +42,27 @@
  *   chain_contains_leaf             certificate_chain  ERR_UNPROCESSABLE (422)
  *   chain_broken                    certificate_chain  ERR_UNPROCESSABLE (422)
  *       chain[0] must issue and sign the certificate, chain[i+1] chain[i]
+ *   certificate_insecure            certificate        ERR_UNPROCESSABLE (422)
+ *   chain_insecure                  certificate_chain  ERR_UNPROCESSABLE (422)
+ *       refused by the TLS library's security level, as cs_ctx_build()
+ *       would: a signature digest such as SHA-1 or MD5, a too small key
+ *   key_unsupported also covers a certificate public key OpenSSL cannot decode.
  *   (*) "certificate" when no private key was given (trust anchor).
  *   out_of_memory                   NULL               ERR_INTERNAL (500)
  * Checks run in this order: sizes; parsing of certificate, private_key,
- * certificate_chain; key type; key match; expiry; chain links. Text before
- * a PEM block is ignored (RFC 7468); after the last block only whitespace.
+ * certificate_chain; key type; key match; expiry; chain links; a trial
+ * SSL_CTX load (whatever cs_import() accepts with a key, cs_ctx_build()
+ * accepts too; the fuzz test checks it). Text before a PEM block is
+ * ignored (RFC 7468); after the last block only whitespace may follow.
  * A certificate not yet valid is accepted with CS_STATUS_NOT_YET_VALID.
  *
  * Other codes: master_key_invalid, master_key_io (cs_master_load),
  * seal_failed, key_decrypt_failed (cs_seal/cs_open), tls_context_failed
  * (cs_ctx_build/cs_client_ctx_build; they also return the parse codes
  * above, and "ca_certificate" as the field of the client CA bundle),
- * ssl_policy_invalid, alpn_invalid (field "alpn", ERR_INVALID). All
- * ERR_INTERNAL unless stated: none of them comes from client input. */
+ * all ERR_INTERNAL: none of them comes from client input; and
+ * ssl_policy_invalid (field "ssl_policy"), alpn_invalid (field "alpn"),
+ * both ERR_INVALID. */
 #ifndef PC_CS_H
 #define PC_CS_H
 

@@ -162,6 +162,52 @@ static int policy_apply(SSL_CTX *ctx, enum cs_policy policy, struct err *err)
     return 0;
 }
 
+/* Why OpenSSL's security level refuses a certificate, in operator terms. */
+static const char *security_hint(void)
+{
+    const char *r = cs_ossl_reason();
+
+    if (strstr(r, "md too weak") != NULL)
+        return "its signature uses a digest TLS clients refuse (MD5, SHA-1); reissue it with "
+               "SHA-256 or better";
+    if (strstr(r, "key too small") != NULL)
+        return "its key is too small for TLS clients";
+    return r;
+}
+
+/* Put the certificate, chain and key in 'ctx', which judges them by the
+ * library's security level (signature digests, key sizes) as it will at
+ * handshake time. */
+static int ctx_load(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key,
+                    struct err *err)
+{
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate(ctx, leaf) != 1)
+        return err_set(err, ERR_UNPROCESSABLE, "certificate_insecure", CS_F_CERT,
+                       "certificate is refused by the TLS library: %s", security_hint());
+    if (SSL_CTX_set1_chain(ctx, chain) != 1)
+        return err_set(err, ERR_UNPROCESSABLE, "chain_insecure", CS_F_CHAIN,
+                       "certificate_chain is refused by the TLS library: %s", security_hint());
+    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+        return err_set(err, ERR_UNPROCESSABLE, "certificate_key_mismatch", CS_F_KEY,
+                       "private_key does not match the certificate: %s", cs_ossl_reason());
+    return 0;
+}
+
+int cs_ctx_trial(X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key, struct err *err)
+{
+    SSL_CTX *ctx;
+    int rc;
+
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return ctx_fail(err, "SSL_CTX_new");
+    rc = ctx_load(ctx, leaf, chain, key, err);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
 int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
                  const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
                  struct err *err)
@@ -196,19 +242,8 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
         ctx_fail(err, "setting the session id context");
         goto out;
     }
-    if (SSL_CTX_use_certificate(ctx, leaf) != 1) {
-        ctx_fail(err, "loading the certificate");
+    if (ctx_load(ctx, leaf, chain, key, err) < 0)
         goto out;
-    }
-    if (SSL_CTX_set1_chain(ctx, chain) != 1) {
-        ctx_fail(err, "loading the certificate chain");
-        goto out;
-    }
-    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        err_set(err, ERR_UNPROCESSABLE, "certificate_key_mismatch", CS_F_KEY,
-                "private_key does not match the certificate: %s", cs_ossl_reason());
-        goto out;
-    }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     if (!alpn_ready()) {
         ctx_fail(err, "allocating the ALPN index");

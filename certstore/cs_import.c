@@ -2,7 +2,8 @@
  *
  * Checks run in a fixed order so one input always yields the same error:
  * sizes, then parsing of certificate, private_key and certificate_chain,
- * then key type, key/certificate match, validity period, chain links. */
+ * then key type, key/certificate match, validity period, chain links, and
+ * last a trial SSL_CTX load, so what is accepted here also loads there. */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -154,8 +155,14 @@ static int key_check(EVP_PKEY *k, const char *field, struct cs_meta *m, struct e
 {
     char group[64] = "";
     size_t glen = 0;
-    int bits = EVP_PKEY_get_bits(k);
+    int bits;
 
+    /* X509_get0_pubkey() gives NULL for an algorithm OpenSSL cannot decode. */
+    if (k == NULL)
+        return err_set(err, ERR_UNPROCESSABLE, "key_unsupported", field,
+                       "the certificate's public key cannot be decoded (unknown algorithm or "
+                       "malformed key)");
+    bits = EVP_PKEY_get_bits(k);
     switch (EVP_PKEY_get_base_id(k)) {
     case EVP_PKEY_RSA:
         if (bits < RSA_MIN_BITS)
@@ -353,6 +360,8 @@ int cs_import(const char *cert_pem, size_t cert_len, const char *key_pem, size_t
         goto out;
     }
     if (chain_check(leaf, chain, err) < 0)
+        goto out;
+    if (has_key && cs_ctx_trial(leaf, chain, key, err) < 0)
         goto out;
 
     m.status = now < m.not_before ? CS_STATUS_NOT_YET_VALID : CS_STATUS_ISSUED;

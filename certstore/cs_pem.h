@@ -1,6 +1,7 @@
 /* cs_pem.h - internal to certstore: strict PEM parsing of the three import
  * fields, shared by import validation (cs_import.c) and SSL_CTX building
- * (cs_ctx.c), and the OpenSSL error helper. Not for other components. */
+ * (cs_ctx.c), the trial SSL_CTX load, and the OpenSSL error helper. Not for
+ * other components. */
 #ifndef PC_CS_PEM_H
 #define PC_CS_PEM_H
 
@@ -36,6 +37,12 @@ int cs_pem_key(const char *pem, size_t len, EVP_PKEY **out, struct err *err);
  * the caller (sk_X509_pop_free(sk, X509_free)). */
 int cs_pem_certs(const char *pem, size_t len, size_t max, const char *field, STACK_OF(X509) * *out,
                  struct err *err);
+
+/* Load leaf, chain and key into a throw-away server SSL_CTX, so an import
+ * refuses what cs_ctx_build() would (the library's security level: weak
+ * signature digests, small issuer keys). Codes certificate_insecure,
+ * chain_insecure, certificate_key_mismatch. (cs_ctx.c) */
+int cs_ctx_trial(X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key, struct err *err);
 
 /* The reason of the most recent OpenSSL error, or "no OpenSSL detail";
  * a static string, safe to put in messages (never key material). */

@@ -539,6 +539,36 @@ static void test_chain_forged_issuer(void **state)
     tc_cert_free(fake);
 }
 
+/* What the TLS library's security level would refuse at SSL_CTX time is
+ * refused at import: a SHA-1 signature on the leaf or in the chain. */
+static void test_insecure(void **state)
+{
+    struct tc_opts o = {.key = f.p256->key, .cn = "sha1.test", .digest = "SHA1"};
+    struct tc_opts io = {
+        .key_type = TC_KEY_P256, .cn = "SHA1 Intermediate", .is_ca = 1, .digest = "SHA1"};
+    struct tc_cert *sha1_leaf = tc_cert_new(&o, f.inter);
+    struct tc_cert *sha1_inter = tc_cert_new(&io, f.ca), *leaf2;
+    struct err e;
+    char *s;
+
+    (void)state;
+    assert_non_null(sha1_leaf);
+    assert_non_null(sha1_inter);
+    expect(sha1_leaf->cert_pem, f.p256->key_pem, f.chain, "certificate_insecure", ERR_UNPROCESSABLE,
+           "certificate");
+    imp(sha1_leaf->cert_pem, f.p256->key_pem, f.chain, NULL, &e);
+    assert_non_null(strstr(e.message, "SHA-256"));
+    leaf2 = tc_leaf(sha1_inter, TC_KEY_P256, "DNS:x.test");
+    assert_non_null(leaf2);
+    s = tc_concat(sha1_inter->cert_pem, f.ca->cert_pem, NULL);
+    expect(leaf2->cert_pem, leaf2->key_pem, s, "chain_insecure", ERR_UNPROCESSABLE,
+           "certificate_chain");
+    free(s);
+    tc_cert_free(leaf2);
+    tc_cert_free(sha1_leaf);
+    tc_cert_free(sha1_inter);
+}
+
 static void test_trust_anchor(void **state)
 {
     struct cs_meta m;
@@ -568,7 +598,7 @@ int main(void)
         cmocka_unit_test(test_certificate_errors), cmocka_unit_test(test_private_key_errors),
         cmocka_unit_test(test_key_policy_errors),  cmocka_unit_test(test_validity),
         cmocka_unit_test(test_chain_errors),       cmocka_unit_test(test_chain_forged_issuer),
-        cmocka_unit_test(test_trust_anchor),
+        cmocka_unit_test(test_insecure),           cmocka_unit_test(test_trust_anchor),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

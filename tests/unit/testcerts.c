@@ -111,7 +111,11 @@ struct tc_cert *tc_cert_new(const struct tc_opts *o, const struct tc_cert *issue
         (o->sans != NULL && !add_ext(c->x509, &v3, NID_subject_alt_name, o->sans)))
         goto out;
     sign_key = issuer != NULL ? issuer->key : c->key;
-    md = EVP_PKEY_get_base_id(sign_key) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
+    md = EVP_sha256();
+    if (o->digest != NULL && (md = EVP_get_digestbyname(o->digest)) == NULL)
+        goto out;
+    if (EVP_PKEY_get_base_id(sign_key) == EVP_PKEY_ED25519)
+        md = NULL;
     if (X509_sign(c->x509, sign_key, md) <= 0)
         goto out;
     bio = BIO_new(BIO_s_mem());

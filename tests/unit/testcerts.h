@@ -35,15 +35,17 @@ enum tc_pem_format {
 
 struct tc_opts {
     enum tc_key_type key_type;
-    int rsa_bits;      /* TC_KEY_RSA only; 0 means 2048 */
-    EVP_PKEY *key;     /* use this key instead of generating one (not consumed) */
-    const char *cn;    /* subject commonName; NULL means "tc" */
-    const char *sans;  /* subjectAltName in openssl config syntax, e.g.
-                        * "DNS:a.test,DNS:*.b.test,IP:127.0.0.1,IP:::1"; NULL for none */
-    long not_before_s; /* validity start, seconds relative to now */
-    long not_after_s;  /* validity end, seconds relative to now; when both are 0:
-                        * one hour ago to 30 days ahead */
-    int is_ca;         /* basicConstraints CA:TRUE, keyUsage keyCertSign */
+    int rsa_bits;       /* TC_KEY_RSA only; 0 means 2048 */
+    EVP_PKEY *key;      /* use this key instead of generating one (not consumed) */
+    const char *cn;     /* subject commonName; NULL means "tc" */
+    const char *sans;   /* subjectAltName in openssl config syntax, e.g.
+                         * "DNS:a.test,DNS:*.b.test,IP:127.0.0.1,IP:::1"; NULL for none */
+    long not_before_s;  /* validity start, seconds relative to now */
+    long not_after_s;   /* validity end, seconds relative to now; when both are 0:
+                         * one hour ago to 30 days ahead */
+    int is_ca;          /* basicConstraints CA:TRUE, keyUsage keyCertSign */
+    const char *digest; /* signature digest, e.g. "SHA1"; NULL means SHA-256
+                         * (ignored when the issuer's key is Ed25519) */
 };
 
 struct tc_cert {
