@@ -240,7 +240,7 @@ int api_cert_create(struct api *a, struct store *st, struct api_req *r, const cJ
     o->status = 201;
     o->body = api_cert_json(st, &c, err);
     rc = o->body ? 0 : -1;
-    log_info("api", "certificate %s (%s) imported, version 1, fingerprint %s", c.id, c.name,
+    log_info("api", "certificate %s (%s) imported, version 1, content sha256 %s", c.id, c.name,
              c.sha256);
 out:
     store_cert_clear(&c);
@@ -321,7 +321,7 @@ int api_cert_replace(struct api *a, struct store *st, struct api_req *r, const c
     o->status = 200;
     o->body = api_cert_json(st, &c, err);
     rc = o->body ? 0 : -1;
-    log_info("api", "certificate %s re-imported, version %lld, fingerprint %s", c.id,
+    log_info("api", "certificate %s re-imported, version %lld, content sha256 %s", c.id,
              (long long)c.version, c.sha256);
 out:
     cJSON_Delete(users);
