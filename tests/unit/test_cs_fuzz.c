@@ -114,15 +114,23 @@ static void buf_set(struct buf *b, const char *s)
         memcpy(b->p, s, b->len);
 }
 
+/* 's' may point into 'b' itself (a splice from the same field): copied
+ * first, as realloc() may move it. */
 static void buf_insert(struct buf *b, size_t at, const char *s, size_t n)
 {
+    char *copy;
+
     if (b->len + n > FUZZ_MAX_LEN)
         return;
+    copy = malloc(n > 0 ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, s, n);
     b->p = realloc(b->p, b->len + n + 1);
     assert_non_null(b->p);
     memmove(b->p + at + n, b->p + at, b->len - at);
-    memcpy(b->p + at, s, n);
+    memcpy(b->p + at, copy, n);
     b->len += n;
+    free(copy);
 }
 
 /* Re-encode the first PEM block of 'b' with its DER mutated, so the
