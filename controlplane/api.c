@@ -312,6 +312,26 @@ void api_reader_put(struct api *a, struct store *st)
 
 /* ---- the change protocol ---- */
 
+static const char *api_route_name(enum api_route r)
+{
+    switch (r) {
+    case R_CERTS:
+    case R_CERT:
+        return "certificate";
+    case R_TGS:
+    case R_TG:
+        return "target group";
+    case R_TG_TARGETS:
+    case R_TG_TARGET:
+        return "targets of";
+    case R_LSNS:
+    case R_LSN:
+        return "listener";
+    default:
+        return "resource";
+    }
+}
+
 /* Run one configuration change: BEGIN; handler; bump the version; build
  * the snapshot from the transaction's view; publish; COMMIT, or ROLLBACK
  * on a NACK (and resend the previous configuration under a new version to
@@ -382,11 +402,9 @@ static int api_change(struct api *a, struct api_req *r, api_write_fn fn, const c
         cJSON_AddItemToObject(o->body, "not_applied", res.not_applied);
         res.not_applied = NULL;
     }
-    log_info("api", "%s %s committed as version %lld (%d/%d proxies acked)", r->method,
-             r->route == R_CERTS ? "certificate"
-             : r->p1[0]          ? r->p1
-                                 : "resource",
-             (long long)v, res.n_acked, res.n_proxies);
+    log_info("api", "%s %s%s%s committed as version %lld (%d/%d proxies acked)", r->method,
+             api_route_name((enum api_route)r->route), r->p1[0] ? " " : "", r->p1, (long long)v,
+             res.n_acked, res.n_proxies);
     rc = 0;
     goto out;
 rollback:

@@ -167,11 +167,13 @@ static void sha_clear(struct sha_set *s)
 
 static int sha_has(struct sha_set *s, const char *sha)
 {
+    if (s->n == 0)
+        return 0;
     if (!s->sorted) {
         qsort(s->v, s->n, sizeof(*s->v), sha_cmp);
         s->sorted = 1;
     }
-    return s->n && bsearch(sha, s->v, s->n, sizeof(*s->v), sha_cmp) != NULL;
+    return bsearch(sha, s->v, s->n, sizeof(*s->v), sha_cmp) != NULL;
 }
 
 static void sha_add(struct sha_set *s, const char *sha)
