@@ -62,7 +62,8 @@
  * above, and "ca_certificate" as the field of the client CA bundle),
  * all ERR_INTERNAL: none of them comes from client input; and
  * ssl_policy_invalid (field "ssl_policy"), alpn_invalid (field "alpn"),
- * both ERR_INVALID. */
+ * server_name_invalid (field "server_name", cs_ssl_set_peer_name), all
+ * three ERR_INVALID. */
 #ifndef PC_CS_H
 #define PC_CS_H
 
@@ -143,5 +144,12 @@ int cs_alpn_encode(const char *const *protos, size_t n, unsigned char **out, siz
  * trust store). Host name checking is per connection (SSL_set1_host). */
 int cs_client_ctx_build(int verify, const char *ca_pem, size_t ca_len, SSL_CTX **out,
                         struct err *err);
+
+/* Prepare a client SSL (from cs_client_ctx_build()) for one backend:
+ * 'name' is sent as SNI when it is a DNS name (never for an IP literal,
+ * RFC 6066) and, when the SSL_CTX verifies peers, the certificate must
+ * match it (DNS SAN, or IP SAN for an address literal). NULL or "" sets
+ * nothing. Returns 0, or -1 with 'err' set (server_name_invalid). */
+int cs_ssl_set_peer_name(SSL *ssl, const char *name, struct err *err);
 
 #endif

@@ -11,6 +11,8 @@
  * one of its protocols sees none selected and closes itself, while clients
  * that merely advertise (curl offering h2 and http/1.1 to an "h2"-only
  * listener) keep working. */
+#include <arpa/inet.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,8 +236,10 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
         goto out;
     /* Session tickets stay on (OpenSSL's default, as HAProxy and nginx):
      * resumption halves handshake cost for returning clients. */
-    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_NO_COMPRESSION);
+    /* Server order, except that a client listing ChaCha20 first (phones
+     * without AES instructions) gets it. */
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* Idle connections give their 34 KiB of buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
@@ -313,4 +317,25 @@ out:
     SSL_CTX_free(ctx);
     sk_X509_pop_free(cas, X509_free);
     return rc;
+}
+
+int cs_ssl_set_peer_name(SSL *ssl, const char *name, struct err *err)
+{
+    unsigned char addr[16];
+
+    if (name == NULL || name[0] == '\0')
+        return 0;
+    ERR_clear_error();
+    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
+        /* No SNI for an address (RFC 6066 section 3); match an IP SAN. */
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
+            return err_set(err, ERR_INTERNAL, "tls_context_failed", NULL,
+                           "setting the expected peer address failed: %s", cs_ossl_reason());
+        return 0;
+    }
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+        return err_set(err, ERR_INVALID, "server_name_invalid", "server_name",
+                       "server_name \"%.64s\" cannot be used for TLS: %s", name, cs_ossl_reason());
+    return 0;
 }

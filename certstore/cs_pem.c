@@ -8,6 +8,8 @@
  * here first, each block is handed to PEM_read_bio() on its exact bytes
  * (BIO_new_mem_buf with a length, never relying on a NUL), and the DER is
  * decoded with d2i_* that must consume every byte. */
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>

@@ -193,6 +193,8 @@ static void test_policy_ciphers(void **state)
     SSL_CTX *cbc = client_ctx(TLS1_2_VERSION, "ECDHE-RSA-AES128-SHA");
     SSL_CTX *plain_rsa = client_ctx(TLS1_2_VERSION, "AES128-GCM-SHA256");
     SSL_CTX *pref =
+        client_ctx(TLS1_2_VERSION, "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256");
+    SSL_CTX *chacha =
         client_ctx(TLS1_2_VERSION, "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256");
     char cipher[64];
 
@@ -206,6 +208,9 @@ static void test_policy_ciphers(void **state)
     /* The server's order wins over the client's. */
     assert_true(connect_once(inter, pref, NULL, cipher, sizeof(cipher)));
     assert_string_equal(cipher, "ECDHE-RSA-AES128-GCM-SHA256");
+    /* ...except for a client that puts ChaCha20 first. */
+    assert_true(connect_once(inter, chacha, NULL, cipher, sizeof(cipher)));
+    assert_string_equal(cipher, "ECDHE-RSA-CHACHA20-POLY1305");
 
     assert_true(SSL_CTX_get_options(inter) & SSL_OP_CIPHER_SERVER_PREFERENCE);
     assert_false(SSL_CTX_get_options(inter) & SSL_OP_NO_TICKET);
@@ -215,6 +220,7 @@ static void test_policy_ciphers(void **state)
     SSL_CTX_free(cbc);
     SSL_CTX_free(plain_rsa);
     SSL_CTX_free(pref);
+    SSL_CTX_free(chacha);
 }
 
 /* Session tickets are on: a second connection resumes. */
@@ -446,13 +452,18 @@ static int client_connect(SSL_CTX *cctx, const struct tc_cert *leaf, const char 
     SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
     int ok;
 
-    if (host != NULL) {
-        SSL_set_tlsext_host_name(c, host);
-        assert_int_equal(SSL_set1_host(c, host), 1);
-    }
+    assert_int_equal(cs_ssl_set_peer_name(c, host, NULL), 0);
     ok = handshake(s, c);
     if (ok && SSL_CTX_get_verify_mode(cctx) != SSL_VERIFY_NONE)
         assert_int_equal(SSL_get_verify_result(c), X509_V_OK);
+    if (ok) {
+        const char *sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+
+        if (host == NULL || strchr(host, '.') == NULL || (host[0] >= '0' && host[0] <= '9'))
+            assert_null(sni); /* none sent for an address */
+        else
+            assert_string_equal(sni, host);
+    }
     SSL_free(s);
     SSL_free(c);
     SSL_CTX_free(sctx);
@@ -470,6 +481,11 @@ static void test_client_ctx(void **state)
     assert_true(client_connect(ctx, f.p256, "leaf.test"));
     assert_true(client_connect(ctx, f.rsa, "leaf.test"));
     assert_false(client_connect(ctx, f.p256, "wrong.test"));
+    assert_false(client_connect(ctx, f.p256, "test"));
+    /* An address matches an IP SAN (f.rsa has 127.0.0.1), never a DNS one. */
+    assert_true(client_connect(ctx, f.rsa, "127.0.0.1"));
+    assert_false(client_connect(ctx, f.rsa, "127.0.0.2"));
+    assert_false(client_connect(ctx, f.p256, "127.0.0.1"));
     SSL_CTX_free(ctx);
 
     /* The intermediate alone is enough as the trust anchor. */
