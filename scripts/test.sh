@@ -10,8 +10,8 @@ scripts/deps.sh || exit 1
 JOBS=${JOBS:-2}
 build() { # DIR CMAKE_ARGS...
   local dir=$1; shift
-  cmake -S "$ROOT" -B "$dir" "$@" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; return 1; }
+  cmake -S "$ROOT" -B "$dir" "$@" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j"$JOBS" 2>&1 | grep -Ev '^\[ *[0-9]+%\]|^(Consolidate|Scanning|Built)' || true
   [ "${PIPESTATUS[0]}" -eq 0 ]
 }

@@ -4,7 +4,9 @@
  * tickets), optional request, read to EOF, close. Stops after -n
  * connections or -d seconds, whichever comes first. Prints a summary, and
  * with -l one line per connection:
- *     <unix ms> <ok|fail> <fingerprint16|-> <bytes read> <reason>
+ *     <start unix ms> <end unix ms> <ok|fail> <fingerprint16|-> <bytes read> <reason>
+ * (start is taken before connect(), so "no handshake started after T saw
+ * the old certificate" can be checked exactly)
  * where fingerprint16 is the first 16 hex digits of the SHA-256 of the
  * certificate the server presented. Exit status 0 when it ran (failures are
  * reported, not fatal), 2 on bad usage. */
@@ -58,7 +60,8 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void load_record(struct load *l, int ok, const char *fp, long bytes, const char *why)
+static void load_record(struct load *l, long long t0, int ok, const char *fp, long bytes,
+                        const char *why)
 {
     long long t = now_ms();
 
@@ -79,7 +82,7 @@ static void load_record(struct load *l, int ok, const char *fp, long bytes, cons
         }
     }
     if (l->log != NULL)
-        fprintf(l->log, "%lld %s %s %ld %s\n", t, ok ? "ok" : "fail", fp, bytes, why);
+        fprintf(l->log, "%lld %lld %s %s %ld %s\n", t0, t, ok ? "ok" : "fail", fp, bytes, why);
     pthread_mutex_unlock(&l->lock);
     if (ok)
         atomic_fetch_add(&l->ok, 1);
@@ -99,10 +102,11 @@ static void load_one(struct load *l)
     SSL *ssl = NULL;
     long bytes = 0;
     int fd, ok = 0, n, one = 1;
+    long long t0 = now_ms();
 
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) {
-        load_record(l, 0, fp, 0, "socket");
+        load_record(l, t0, 0, fp, 0, "socket");
         return;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -170,7 +174,7 @@ out:
         SSL_free(ssl);
     }
     close(fd);
-    load_record(l, ok, fp, bytes, why);
+    load_record(l, t0, ok, fp, bytes, why);
 }
 
 static void *load_thread(void *arg)
