@@ -177,7 +177,7 @@ def read_all(s):
     while True:
         try:
             d = s.recv(1 << 16)
-        except ssl.SSLZeroReturnError:
+        except (ssl.SSLZeroReturnError, ConnectionResetError):
             break
         if not d:
             break
@@ -262,12 +262,50 @@ def main():
         name = f.readline().decode().strip()
         echo = f.read(len(data))
         print(name, "echo-ok" if echo == data else "echo-bad", len(data))
-    elif cmd == "raw":             # PORT HEX-OR-TEXT: send bytes, print what comes back and when it closed
+    elif cmd == "raw":             # PORT TEXT [shut]: send bytes (then half-close), print what comes back and when it closed
         s = connect(int(sys.argv[2]))
         s.sendall(sys.argv[3].encode())
+        if len(sys.argv) > 4:
+            s.shutdown(socket.SHUT_WR)
         t = time.time()
         b = read_all(s)
         print(repr(b[:60]), "%.2f" % (time.time() - t))
+    elif cmd == "rawhex":          # PORT HEX: like raw, bytes given in hex
+        s = connect(int(sys.argv[2]))
+        s.sendall(bytes.fromhex(sys.argv[3]))
+        t = time.time()
+        b = read_all(s)
+        print(repr(b[:60]), "%.2f" % (time.time() - t))
+    elif cmd == "limit":           # PORT N: hold N echo connections, then one more; print "refused" or "served"
+        port, n = int(sys.argv[2]), int(sys.argv[3])
+        held = []
+        for i in range(n):
+            s = connect(port)
+            s.sendall(b"x")
+            assert s.recv(10) == b"x"
+            held.append(s)
+        s = connect(port)
+        s.settimeout(5)
+        try:
+            s.sendall(b"y")
+            b = s.recv(10)
+        except OSError:
+            b = b""
+        print("served" if b == b"y" else "refused")
+    elif cmd == "echo-loop":       # PORT SECS: echo a byte every 0.1 s for SECS; print the count that came back
+        s = connect(int(sys.argv[2]))
+        s.settimeout(5)
+        ok = 0
+        end = time.time() + float(sys.argv[3])
+        try:
+            while time.time() < end:
+                s.sendall(b"z")
+                if s.recv(10) == b"z":
+                    ok += 1
+                time.sleep(0.1)
+        except OSError:
+            pass
+        print(ok)
     elif cmd == "idle":            # PORT: connect, send nothing, seconds until the proxy closes
         s = connect(int(sys.argv[2]))
         t = time.time()
