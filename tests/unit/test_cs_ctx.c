@@ -509,6 +509,25 @@ static void test_client_ctx(void **state)
     assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
     SSL_CTX_free(ctx);
 
+    /* A name longer than SNI allows. */
+    {
+        char longname[300];
+        SSL *c;
+
+        memset(longname, 'a', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        assert_int_equal(cs_client_ctx_build(1, f.ca->cert_pem, strlen(f.ca->cert_pem), &ctx, &e),
+                         0);
+        c = SSL_new(ctx);
+        assert_int_equal(cs_ssl_set_peer_name(c, longname, &e), -1);
+        assert_string_equal(e.code, "server_name_invalid");
+        assert_int_equal(e.kind, ERR_INVALID);
+        assert_int_equal(cs_ssl_set_peer_name(c, "", NULL), 0);
+        SSL_free(c);
+        SSL_CTX_free(ctx);
+        err_clear(&e);
+    }
+
     assert_int_equal(cs_client_ctx_build(1, "junk", 4, &ctx, &e), -1);
     assert_null(ctx);
     assert_string_equal(e.code, "chain_not_pem");

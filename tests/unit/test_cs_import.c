@@ -14,6 +14,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cs.h"
@@ -569,6 +570,34 @@ static void test_insecure(void **state)
     tc_cert_free(sha1_inter);
 }
 
+/* A certificate whose public key algorithm OpenSSL does not know: the
+ * id-ecPublicKey OID (1.2.840.10045.2.1) bent to 1.2.840.10045.2.9. */
+static void test_unknown_key_algorithm(void **state)
+{
+    static const unsigned char oid[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
+    unsigned char *der = NULL, *hit;
+    int n = i2d_X509(f.ca->x509, &der);
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem, *data;
+    long len;
+
+    (void)state;
+    assert_true(n > 0);
+    hit = memmem(der, (size_t)n, oid, sizeof(oid));
+    assert_non_null(hit);
+    hit[sizeof(oid) - 1] = 0x09;
+    assert_true(PEM_write_bio(bio, "CERTIFICATE", "", der, n) > 0);
+    len = BIO_get_mem_data(bio, &data);
+    pem = strndup(data, (size_t)len);
+    /* As a trust anchor the certificate's own key is judged... */
+    expect(pem, NULL, NULL, "key_unsupported", ERR_UNPROCESSABLE, "certificate");
+    /* ...with a key, that key cannot match it. */
+    expect(pem, f.ca->key_pem, NULL, "certificate_key_mismatch", ERR_UNPROCESSABLE, "private_key");
+    free(pem);
+    BIO_free(bio);
+    OPENSSL_free(der);
+}
+
 static void test_trust_anchor(void **state)
 {
     struct cs_meta m;
@@ -598,7 +627,8 @@ int main(void)
         cmocka_unit_test(test_certificate_errors), cmocka_unit_test(test_private_key_errors),
         cmocka_unit_test(test_key_policy_errors),  cmocka_unit_test(test_validity),
         cmocka_unit_test(test_chain_errors),       cmocka_unit_test(test_chain_forged_issuer),
-        cmocka_unit_test(test_insecure),           cmocka_unit_test(test_trust_anchor),
+        cmocka_unit_test(test_insecure),           cmocka_unit_test(test_unknown_key_algorithm),
+        cmocka_unit_test(test_trust_anchor),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
