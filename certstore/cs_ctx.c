@@ -257,6 +257,8 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
     ctx = NULL; /* caller owns it */
     rc = 0;
 out:
+    /* Leave no stale errors for the caller's next SSL_get_error(). */
+    ERR_clear_error();
     SSL_CTX_free(ctx);
     X509_free(leaf);
     EVP_PKEY_free(key);
@@ -314,6 +316,8 @@ int cs_client_ctx_build(int verify, const char *ca_pem, size_t ca_len, SSL_CTX *
     ctx = NULL; /* caller owns it */
     rc = 0;
 out:
+    /* Leave no stale errors for the caller's next SSL_get_error(). */
+    ERR_clear_error();
     SSL_CTX_free(ctx);
     sk_X509_pop_free(cas, X509_free);
     return rc;
@@ -322,6 +326,7 @@ out:
 int cs_ssl_set_peer_name(SSL *ssl, const char *name, struct err *err)
 {
     unsigned char addr[16];
+    int rc = 0;
 
     if (name == NULL || name[0] == '\0')
         return 0;
@@ -329,13 +334,16 @@ int cs_ssl_set_peer_name(SSL *ssl, const char *name, struct err *err)
     if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1) {
         /* No SNI for an address (RFC 6066 section 3); match an IP SAN. */
         if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1)
-            return err_set(err, ERR_INTERNAL, "tls_context_failed", NULL,
-                           "setting the expected peer address failed: %s", cs_ossl_reason());
-        return 0;
+            rc = err_set(err, ERR_INTERNAL, "tls_context_failed", NULL,
+                         "setting the expected peer address failed: %s", cs_ossl_reason());
+    } else {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+            rc =
+                err_set(err, ERR_INVALID, "server_name_invalid", "server_name",
+                        "server_name \"%.64s\" cannot be used for TLS: %s", name, cs_ossl_reason());
     }
-    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
-        return err_set(err, ERR_INVALID, "server_name_invalid", "server_name",
-                       "server_name \"%.64s\" cannot be used for TLS: %s", name, cs_ossl_reason());
-    return 0;
+    /* This SSL's next SSL_get_error() must not see a stale error. */
+    ERR_clear_error();
+    return rc;
 }

@@ -371,6 +371,8 @@ int cs_import(const char *cert_pem, size_t cert_len, const char *key_pem, size_t
     memset(&m, 0, sizeof(m)); /* caller owns the strings */
     rc = 0;
 out:
+    /* Leave no stale errors for the caller's next SSL_get_error(). */
+    ERR_clear_error();
     cs_meta_free(&m);
     X509_free(leaf);
     EVP_PKEY_free(key);

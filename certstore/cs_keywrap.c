@@ -223,6 +223,8 @@ int cs_seal(const struct cs_master *mk, const char *aad, const void *pt, size_t 
     buf = NULL; /* caller owns it */
     rc = 0;
 out:
+    /* Leave no stale errors for the caller's next SSL_get_error(). */
+    ERR_clear_error();
     EVP_CIPHER_CTX_free(c);
     free(buf);
     return rc;
@@ -273,6 +275,8 @@ int cs_open(const struct cs_master *mk, const char *aad, const uint8_t *ct, size
     buf = NULL; /* caller owns it */
     rc = 0;
 out:
+    /* Leave no stale errors for the caller's next SSL_get_error(). */
+    ERR_clear_error();
     EVP_CIPHER_CTX_free(c);
     cs_secret_free(buf, len + 1);
     return rc;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -112,6 +113,9 @@ static const char *imp(const char *cert, const char *key, const char *chain, str
     err_clear(e);
     rc = cs_import(cert, cert ? strlen(cert) : 0, key, key ? strlen(key) : 0, chain,
                    chain ? strlen(chain) : 0, time(NULL), meta != NULL ? meta : &tmp, e);
+    /* Nothing left on the thread's OpenSSL error queue for a later
+     * SSL_get_error() to trip on. */
+    assert_int_equal(ERR_peek_error(), 0);
     if (rc == 0) {
         assert_false(err_isset(e));
         if (meta == NULL)
