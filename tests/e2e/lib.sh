@@ -94,6 +94,24 @@ pc_stop() {
   wait "$pid" 2>/dev/null || PC_RC=$?
 }
 
+# pc_wait_exit PID [SECONDS]: wait for PID to end by itself (KILL after the
+# bound); sets PC_RC like pc_stop.
+pc_wait_exit() {
+  local pid=$1 secs=${2:-10} i
+  for i in $(seq $((secs * 20))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    PC_RC=timeout
+    return
+  fi
+  PC_RC=0
+  wait "$pid" 2>/dev/null || PC_RC=$?
+}
+
 # pc_start_cp [ARGS...]: portcullisd on a free API port with a fresh data
 # dir. Sets PC_CP_PID, PC_API (http://host:port), PC_DATA, PC_SOCK, PC_CP_LOG.
 pc_start_cp() {
