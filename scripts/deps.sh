@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   gcc make cmake pkg-config
   libmicrohttpd-dev libssl-dev libsqlite3-dev libev-dev libcjson-dev libcmocka-dev
-  openssl curl ca-certificates python3 jq sqlite3 procps iproute2 psmisc
+  openssl curl ca-certificates python3 jq sqlite3 procps iproute2 psmisc prometheus
 )
 
 missing=()
