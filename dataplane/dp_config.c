@@ -213,10 +213,13 @@ static SSL_CTX *dp_ctx_get(struct dp_build *b, const struct dp_certref *ref, enu
                     ref->id);
             return NULL;
         }
+        struct err ce = {0};
+
         if (cs_ctx_build(body->cert, body->cert_len, body->chain, body->chain_len, body->key,
-                         body->key_len, pol, &e.ctx, err) < 0) {
-            err_set(err, ERR_INVALID, "certificate_invalid", "certificates",
-                    "certificate %s: cannot build TLS context", ref->id);
+                         body->key_len, pol, &e.ctx, &ce) < 0) {
+            /* Name the certificate: the store's message does not. */
+            err_set(err, ERR_INVALID, ce.code ? ce.code : "certificate_invalid", "certificates",
+                    "certificate %s: %s", ref->id, ce.message);
             return NULL;
         }
         SSL_CTX_set_client_hello_cb(e.ctx, conn_client_hello_cb, NULL);
@@ -301,9 +304,13 @@ static int dp_cli_ctx(struct dp_build *b, struct tg *tg, const char *ca_id, stru
         ca_pem = body->cert;
         ca_len = body->cert_len;
     }
-    if (cs_client_ctx_build(tg->verify, ca_pem, ca_len, &tg->cli_ctx, err) < 0)
-        return err_set(err, ERR_INVALID, "tls_context_failed", "tls",
-                       "target group %s: cannot build the client TLS context", tg->id);
+    {
+        struct err ce = {0};
+
+        if (cs_client_ctx_build(tg->verify, ca_pem, ca_len, &tg->cli_ctx, &ce) < 0)
+            return err_set(err, ERR_INVALID, ce.code ? ce.code : "tls_context_failed", "tls",
+                           "target group %s: %s", tg->id, ce.message);
+    }
     return 0;
 }
 

@@ -12,11 +12,21 @@ DP_TOOL=$PC_TMP/dp_tool.py
 PC_SOCK=${PC_SOCK:-$PC_TMP/control.sock}
 DP_VERSION=1
 
+# dp_ports N: N distinct free loopback ports (held together while chosen,
+# so no two are the same), one per line.
+dp_ports() {
+  python3 -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1",0))
+print("\n".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+
 dp_write_conf() { printf '%s\n' "$1" >"$DP_CONF"; }
 
 # dp_start_cp [ARGS]: the fake control plane on $PC_SOCK serving $DP_CONF.
 dp_start_cp() {
-  DP_CP_LOG=$PC_TMP/fake_cp.log
+  DP_CP_LOG=$PC_TMP/fake_cp${DP_CP_N:-}.log
+  DP_CP_N=$((${DP_CP_N:-0} + 1))
   pc_spawn "$DP_CP_LOG" python3 -u "$PC_SRC_DIR/tests/e2e/fake_cp.py" --socket "$PC_SOCK" \
     --config "$DP_CONF" --version "$DP_VERSION" "$@"
   DP_CP_PID=$PC_LAST_PID
@@ -292,9 +302,13 @@ def main():
         except OSError:
             b = b""
         print("served" if b == b"y" else "refused")
-    elif cmd == "echo-loop":       # PORT SECS: echo a byte every 0.1 s for SECS; print the count that came back
+    elif cmd == "echo-loop":       # PORT SECS [FLAG]: echo a byte every 0.1 s for SECS (FLAG created once connected); print the count
         s = connect(int(sys.argv[2]))
         s.settimeout(5)
+        s.sendall(b"z")
+        s.recv(10)
+        if len(sys.argv) > 4:
+            open(sys.argv[4], "w").close()
         ok = 0
         end = time.time() + float(sys.argv[3])
         try:
@@ -306,6 +320,16 @@ def main():
         except OSError:
             pass
         print(ok)
+    elif cmd == "names":           # PORT N: N connections sending "x" then EOF; print "NAME:count ..." sorted
+        counts = {}
+        for i in range(int(sys.argv[3])):
+            s = connect(int(sys.argv[2]))
+            s.sendall(b"x")
+            s.shutdown(socket.SHUT_WR)
+            b = read_all(s).decode(errors="replace")
+            k = b.split("\n")[0] if b.endswith("x") else "bad:" + b[:20]
+            counts[k] = counts.get(k, 0) + 1
+        print(" ".join("%s:%d" % kv for kv in sorted(counts.items())))
     elif cmd == "idle":            # PORT: connect, send nothing, seconds until the proxy closes
         s = connect(int(sys.argv[2]))
         t = time.time()

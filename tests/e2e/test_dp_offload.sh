@@ -15,7 +15,7 @@ pc_mkcert w ca "DNS:*.w.test"
 pc_mkcert a2 ca "DNS:a.test"
 C=$PC_CERTS
 
-http=$(pc_free_port); lp=$(pc_free_port)
+read -r http lp <<<"$(dp_ports 2 | tr '\n' ' ')"
 mkdir -p "$PC_TMP/www"; echo "hello from the backend" >"$PC_TMP/www/index.html"
 pc_spawn "$PC_TMP/http.log" python3 -m http.server --bind 127.0.0.1 --directory "$PC_TMP/www" "$http"
 pc_wait_for 10 curl -fsS "http://127.0.0.1:$http/" || pc_fail "http backend"

@@ -14,14 +14,12 @@ pc_mkcert a ca "DNS:a.test"
 pc_mkcert b ca "DNS:b.test,DNS:x.b.test"
 C=$PC_CERTS
 
-sa=$(pc_free_port); sb=$(pc_free_port)
+read -r sa sb na nb nd lp lp2 <<<"$(dp_ports 7 | tr '\n' ' ')"
 pc_spawn "$PC_TMP/sa.log" openssl s_server -accept "$sa" -cert "$C/a.crt" -key "$C/a.key" -www -quiet
 pc_spawn "$PC_TMP/sb.log" openssl s_server -accept "$sb" -cert "$C/b.crt" -key "$C/b.key" -www -quiet
-na=$(pc_free_port); nb=$(pc_free_port); nd=$(pc_free_port)
 dp_backend name "$na" A
 dp_backend name "$nb" B
 dp_backend name "$nd" D
-lp=$(pc_free_port); lp2=$(pc_free_port)
 
 tg() { echo "{\"id\": \"$1\", \"targets\": [{\"host\": \"127.0.0.1\", \"port\": $2}]}"; }
 dp_write_conf "{

@@ -13,10 +13,9 @@ pc_mkcert front ca "DNS:front.test"
 pc_mkcert be ca "DNS:backend.internal"
 C=$PC_CERTS
 
-sp=$(pc_free_port)
+read -r sp l_ok l_name l_ca l_nov <<<"$(dp_ports 5 | tr '\n' ' ')"
 pc_spawn "$PC_TMP/s_server.log" openssl s_server -accept "$sp" -cert "$C/be.crt" -key "$C/be.key" -www -quiet
 pc_wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$sp 2>/dev/null | grep -q BEGIN" || pc_fail "s_server"
-l_ok=$(pc_free_port); l_name=$(pc_free_port); l_ca=$(pc_free_port); l_nov=$(pc_free_port)
 
 tg() { # ID VERIFY SERVER_NAME CA_ID
   local ca=null; [ -n "$4" ] && ca="\"$4\""
