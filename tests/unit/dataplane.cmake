@@ -1,0 +1,2 @@
+pc_unit_test(test_sni SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_sni.c LIBS pc_dataplane)
+pc_unit_test(test_dp_config SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dp_config.c LIBS pc_dataplane)

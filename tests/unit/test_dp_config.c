@@ -1,0 +1,270 @@
+/* test_dp_config.c - snapshot -> runtime configuration: defaults, errors
+ * that leave nothing behind, listener sockets reused by (bind, port),
+ * counters kept by id, the stats frame. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dp.h"
+#include "err.h"
+#include "lsn.h"
+#include "tg.h"
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t l = sizeof(a);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(s, (struct sockaddr *)&a, sizeof(a));
+    getsockname(s, (struct sockaddr *)&a, &l);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static cJSON *snap(int version, const char *lsns, const char *tgs)
+{
+    char buf[8192];
+    cJSON *j;
+
+    snprintf(buf, sizeof(buf),
+             "{\"type\":\"snapshot\",\"version\":%d,\"certificates\":[],"
+             "\"target_groups\":[%s],\"listeners\":[%s]}",
+             version, tgs, lsns);
+    j = cJSON_Parse(buf);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *TGS =
+    "{\"id\":\"tg-a\",\"targets\":[{\"id\":\"t1\",\"host\":\"127.0.0.1\",\"port\":1001},"
+    "{\"id\":\"t0\",\"host\":\"127.0.0.1\",\"port\":1002,\"weight\":0},"
+    "{\"id\":\"t2\",\"host\":\"::1\",\"port\":1003,\"weight\":5}]},"
+    "{\"id\":\"tg-b\",\"protocol\":\"tcp\",\"targets\":[]}";
+
+static struct dp *mkdp(void)
+{
+    struct dp *dp = calloc(1, sizeof(*dp));
+
+    assert_non_null(dp);
+    dp->nworkers = 2;
+    return dp;
+}
+
+static void freedp(struct dp *dp)
+{
+    dp_stats_free_all(dp);
+    free(dp);
+}
+
+static struct dp_config *build_ok(struct dp *dp, cJSON *s, struct dp_config *old)
+{
+    struct dp_config *cfg = NULL;
+    struct err e = {0};
+    int rc = dp_config_build(dp, s, old, &cfg, &e);
+
+    if (rc != 0)
+        fail_msg("build failed: %s", e.message);
+    cJSON_Delete(s);
+    return cfg;
+}
+
+static void build_fails(struct dp *dp, cJSON *s, const char *code)
+{
+    struct dp_config *cfg = NULL;
+    struct err e = {0};
+
+    assert_int_equal(dp_config_build(dp, s, NULL, &cfg, &e), -1);
+    assert_null(cfg);
+    assert_non_null(e.code);
+    if (code != NULL)
+        assert_string_equal(e.code, code);
+    assert_true(strlen(e.message) > 0);
+    cJSON_Delete(s);
+}
+
+static void test_defaults_and_targets(void **state)
+{
+    struct dp *dp = mkdp();
+    char l[256];
+    struct dp_config *cfg;
+    const struct tg *tg;
+
+    (void)state;
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-a\"}",
+             free_port());
+    cfg = build_ok(dp, snap(3, l, TGS), NULL);
+    assert_int_equal(cfg->version, 3);
+    assert_int_equal(cfg->n_lsns, 1);
+    assert_int_equal(cfg->lsns[0].proto, LSN_PROTO_TCP);
+    assert_int_equal(cfg->lsns[0].max_conns, 10000);
+    assert_true(cfg->lsns[0].idle_timeout == 300.0);
+    assert_true(cfg->lsns[0].connect_timeout == 5.0);
+    assert_int_equal(cfg->lsns[0].socks->n, 2);
+    assert_true(cfg->lsns[0].socks->fds[0] >= 0 && cfg->lsns[0].socks->fds[1] >= 0);
+    tg = cfg->lsns[0].default_tg;
+    assert_string_equal(tg->id, "tg-a");
+    /* weight 0 takes no new connections */
+    assert_int_equal(tg->n_targets, 3);
+    assert_int_equal(tg->n_eligible, 2);
+    {
+        unsigned s0 = tg_pick_start(tg, 0), s1 = tg_pick_start(tg, 0);
+        const struct tg_target *a = tg_pick(tg, s0, 0), *b = tg_pick(tg, s1, 0);
+        assert_ptr_not_equal(a, b); /* round robin */
+        assert_ptr_equal(tg_pick(tg, s0, 1), b);
+        assert_null(tg_pick(tg, s0, 2)); /* every eligible target tried */
+        assert_int_equal(a->weight > 0 && b->weight > 0, 1);
+    }
+    dp_config_unref(cfg);
+    freedp(dp);
+}
+
+static void test_socket_reuse(void **state)
+{
+    struct dp *dp = mkdp();
+    int p1 = free_port(), p2 = free_port();
+    char l[512];
+    struct dp_config *c1, *c2, *c3;
+
+    (void)state;
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-a\"}",
+             p1);
+    c1 = build_ok(dp, snap(1, l, TGS), NULL);
+    /* Same address, other settings and id: same sockets. */
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-9\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-b\",\"idle_timeout_ms\":1000}",
+             p1);
+    c2 = build_ok(dp, snap(2, l, TGS), c1);
+    assert_ptr_equal(c2->lsns[0].socks, c1->lsns[0].socks);
+    assert_true(c2->lsns[0].idle_timeout == 1.0);
+    /* Counters follow the id. */
+    assert_ptr_not_equal(c2->lsns[0].st, c1->lsns[0].st);
+    /* Another port: new sockets; the old ones close when no longer served. */
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-9\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-b\"}",
+             p2);
+    c3 = build_ok(dp, snap(3, l, TGS), c2);
+    assert_ptr_not_equal(c3->lsns[0].socks, c2->lsns[0].socks);
+    assert_ptr_equal(c3->lsns[0].st, c2->lsns[0].st);
+    dp_config_close_unused(c2, c3);
+    assert_int_equal(c2->lsns[0].socks->fds[0], -1);
+    assert_true(c3->lsns[0].socks->fds[0] >= 0);
+    {
+        cJSON *f = dp_stats_frame(dp);
+        char *txt;
+        dp->cur = c3;
+        cJSON_Delete(f);
+        f = dp_stats_frame(dp);
+        txt = cJSON_PrintUnformatted(f);
+        assert_non_null(strstr(txt, "\"id\":\"lsn-9\""));
+        assert_non_null(strstr(txt, "\"target_id\":\"t2\""));
+        free(txt);
+        cJSON_Delete(f);
+        dp->cur = NULL;
+    }
+    dp_config_unref(c1);
+    dp_config_unref(c2);
+    dp_config_unref(c3);
+    dp_stats_prune(dp);
+    freedp(dp);
+}
+
+static void test_errors(void **state)
+{
+    struct dp *dp = mkdp();
+    int p = free_port();
+    char l[512];
+
+    (void)state;
+    snprintf(l, sizeof(l), "{\"id\":\"lsn-1\",\"port\":%d,\"default_target_group_id\":\"tg-x\"}",
+             p);
+    build_fails(dp, snap(1, l, TGS), "bad_snapshot");
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,\"default_target_group_id\":"
+             "\"tg-a\"},"
+             "{\"id\":\"lsn-2\",\"bind\":\"127.0.0.1\",\"port\":%d,\"default_target_group_id\":"
+             "\"tg-a\"}",
+             p, p);
+    build_fails(dp, snap(1, l, TGS), "port_in_use");
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"port\":\"443\",\"default_target_group_id\":\"tg-a\"}");
+    build_fails(dp, snap(1, l, TGS), "bad_snapshot");
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"example.com\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-a\"}",
+             p);
+    build_fails(dp, snap(1, l, TGS), NULL);
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,\"protocol\":\"tls\","
+             "\"default_target_group_id\":\"tg-a\"}",
+             p);
+    build_fails(dp, snap(1, l, TGS), "bad_snapshot");
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,\"protocol\":\"tls\","
+             "\"default_target_group_id\":\"tg-a\",\"certificate_ids\":[\"cert-nope\"]}",
+             p);
+    build_fails(dp, snap(1, l, TGS), "bad_snapshot");
+    snprintf(l, sizeof(l),
+             "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"default_target_group_id\":\"tg-a\",\"sni_routes\":[{\"server_name\":\"a b\","
+             "\"target_group_id\":\"tg-a\"}]}",
+             p);
+    build_fails(dp, snap(1, l, TGS), "invalid_server_name");
+    build_fails(dp, snap(1, "", "{\"id\":\"tg-a\",\"targets\":{}}"), "bad_snapshot");
+    build_fails(dp,
+                snap(1, "",
+                     "{\"id\":\"tg-a\",\"targets\":[{\"id\":\"t\",\"host\":\"h\","
+                     "\"port\":1,\"weight\":5000}]}"),
+                "bad_snapshot");
+    build_fails(dp, snap(1, "", "{\"id\":\"tg-a\"},{\"id\":\"tg-a\"}"), "bad_snapshot");
+    build_fails(dp, snap(0, "", ""), "bad_snapshot");
+    {
+        /* A certificate referenced but never sent. */
+        cJSON *s = cJSON_Parse("{\"version\":1,\"certificates\":[{\"id\":\"cert-a\",\"version\":1,"
+                               "\"sha256\":\"00\"}],\"target_groups\":[{\"id\":\"tg\"}],"
+                               "\"listeners\":[{\"id\":\"l\",\"bind\":\"127.0.0.1\",\"port\":1,"
+                               "\"protocol\":\"tls\",\"default_target_group_id\":\"tg\","
+                               "\"certificate_ids\":[\"cert-a\"]}]}");
+        build_fails(dp, s, "certificate_missing");
+    }
+    /* The port is still free: nothing half-built stayed bound. */
+    {
+        struct dp_config *cfg;
+        snprintf(l, sizeof(l),
+                 "{\"id\":\"lsn-1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+                 "\"default_target_group_id\":\"tg-a\"}",
+                 p);
+        cfg = build_ok(dp, snap(1, l, TGS), NULL);
+        dp_config_unref(cfg);
+    }
+    dp_stats_prune(dp);
+    freedp(dp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_and_targets),
+        cmocka_unit_test(test_socket_reuse),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
