@@ -17,16 +17,16 @@
 //     has a runnable example answering 2xx; every error status has one;
 //     every documented response matches the spec; the examples use no
 //     variable but $API, $TOKEN, $CERTS and their own.
-//   node openapi-check.mjs examples README
-//     prints the runnable examples as JSON (for test_docs_examples.sh).
-//   node openapi-check.mjs results SPEC RESULTS-JSONL
-//     checks what test_docs_examples.sh recorded from the real daemon: one
-//     line per example {n, line, want, status, method, url, body, headers,
-//     doc_code}: status as documented, body matches the spec, error code as
-//     documented, Allow on 405.
+//   node openapi-check.mjs prepare README WRAP OUTDIR
+//     writes each runnable example as OUTDIR/ex-N/run.sh, prefixed by WRAP
+//     (for test_docs_examples.sh, which runs them).
+//   node openapi-check.mjs results SPEC OUTDIR
+//     checks what the examples got from the real daemon: the documented
+//     status, a body that matches the spec, the documented error code, an
+//     Allow header on 405, a clean exit.
 //
 // Exit 0 when all is well; 1 with one line per problem otherwise.
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
@@ -418,28 +418,67 @@ function readme(specFile, readmeFile) {
   finish(`openapi-check: ${readmeFile}: ${examples.length} runnable examples, every operation and error status covered, responses match the spec`);
 }
 
-function results(specFile, resultsFile) {
+// Write one directory per runnable example under OUTDIR: ex-N/run.sh (the
+// WRAP prelude, then the example), an empty ex-N/calls, and OUTDIR/examples.json.
+function prepare(readmeFile, wrapFile, outDir) {
+  const wrap = readFileSync(wrapFile, "utf8");
+  const ex = readmeExamples(readmeFile).map((e) => {
+    let doc_code = "",
+      doc_field = null;
+    try {
+      const err = JSON.parse(e.doc_body)?.error;
+      doc_code = err?.code ?? "";
+      doc_field = err?.field ?? null;
+    } catch {}
+    return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code, doc_field };
+  });
+  if (problems.length) finish("");
+  for (const e of ex) {
+    const dir = `${outDir}/ex-${e.n}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/run.sh`, `${wrap}\n${e.code}\n`);
+    writeFileSync(`${dir}/calls`, "");
+  }
+  writeFileSync(`${outDir}/examples.json`, JSON.stringify(ex));
+  console.log(ex.length);
+}
+
+// Check what the examples got from the real daemon: the last curl call of
+// each (ex-N/calls: "STATUS METHOD URL" per call, body-K, headers-K) and how
+// the example exited (ex-N/rc, ex-N/stderr).
+function results(specFile, outDir) {
   const spec = loadSpec(specFile);
   const ajv = makeAjv(spec);
-  const lines = readFileSync(resultsFile, "utf8").split("\n").filter(Boolean);
-  let n = 0;
-  for (const l of lines) {
-    const r = JSON.parse(l);
-    n++;
-    const where = `example ${r.n} (README line ${r.line})`;
-    if (r.status !== r.want) {
-      problem(`${where}: ${r.method} ${r.url}: got HTTP ${r.status}, documented ${r.want}: ${r.body.slice(0, 300)}`);
+  const ex = JSON.parse(readFileSync(`${outDir}/examples.json`, "utf8"));
+  const read = (f) => (existsSync(f) ? readFileSync(f, "utf8") : "");
+  for (const e of ex) {
+    const dir = `${outDir}/ex-${e.n}`;
+    const where = `example ${e.n} (README line ${e.line})`;
+    const calls = read(`${dir}/calls`).split("\n").filter(Boolean);
+    const rc = read(`${dir}/rc`).trim();
+    const stderr = read(`${dir}/stderr`).trim().split("\n").slice(-3).join(" | ");
+    if (!calls.length) {
+      problem(`${where}: made no curl call (exit ${rc}): ${stderr}`);
       continue;
     }
-    if (r.run_error) problem(`${where}: the example failed: ${r.run_error}`);
-    const path = new URL(r.url).pathname;
-    const body = checkBody(spec, ajv, r.method, path, r.status, r.body, where);
-    if (r.doc_code && body?.error?.code !== r.doc_code)
-      problem(`${where}: error code ${body?.error?.code}, documented ${r.doc_code}`);
-    if (r.status === "405" && !/^allow:/im.test(r.headers)) problem(`${where}: 405 without an Allow header`);
+    const [status, method, url] = calls[calls.length - 1].split(" ");
+    const body = read(`${dir}/body-${calls.length}`);
+    const headers = read(`${dir}/headers-${calls.length}`);
+    if (status !== e.want) {
+      problem(`${where}: ${method} ${url}: got HTTP ${status}, documented ${e.want}: ${body.slice(0, 300)}`);
+      continue;
+    }
+    if (rc !== "0") problem(`${where}: the example exited ${rc}: ${stderr}`);
+    const path = new URL(url).pathname;
+    const value = checkBody(spec, ajv, method, path, status, body, where);
+    if (e.doc_code && value?.error?.code !== e.doc_code)
+      problem(`${where}: error code ${value?.error?.code}, documented ${e.doc_code}`);
+    if (e.doc_code && value?.error?.field !== e.doc_field)
+      problem(`${where}: error field ${value?.error?.field}, documented ${e.doc_field}`);
+    if (status === "405" && !/^allow:/im.test(headers)) problem(`${where}: 405 without an Allow header`);
   }
-  if (!n) problem("no example results");
-  finish(`openapi-check: ${n} examples answered as documented and match the spec`);
+  if (!ex.length) problem("no examples");
+  finish(`openapi-check: ${ex.length} examples answered as documented and match the spec`);
 }
 
 const [cmd, ...args] = process.argv.slice(2);
@@ -448,19 +487,10 @@ try {
   else if (cmd === "response" && args.length === 5) response(...args);
   else if (cmd === "readme" && args.length === 2) readme(...args);
   else if (cmd === "results" && args.length === 2) results(...args);
-  else if (cmd === "examples" && args.length === 1) {
-    const ex = readmeExamples(args[0]).map((e) => {
-      let doc_code = "";
-      try {
-        doc_code = JSON.parse(e.doc_body)?.error?.code ?? "";
-      } catch {}
-      return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code };
-    });
-    if (problems.length) finish("");
-    console.log(JSON.stringify(ex));
-  } else {
+  else if (cmd === "prepare" && args.length === 3) prepare(...args);
+  else {
     console.error("usage: openapi-check.mjs lint SPEC | response SPEC METHOD PATH STATUS BODY-FILE |");
-    console.error("       readme SPEC README | examples README | results SPEC RESULTS-JSONL");
+    console.error("       readme SPEC README | prepare README WRAP OUTDIR | results SPEC OUTDIR");
     process.exit(2);
   }
 } catch (e) {
