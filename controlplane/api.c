@@ -130,6 +130,8 @@ static enum MHD_Result api_send(struct api *a, struct MHD_Connection *c, unsigne
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"portcullis\"");
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     if (status < 600)
@@ -878,7 +880,7 @@ int api_start(const struct cp_opts *opts, int lfd, struct api **out, struct err 
         goto fail;
     a->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_TURBO, 0, NULL, NULL,
-        api_handle, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, 4u,
+        api_handle, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         api_completed, a, MHD_OPTION_END);

@@ -15,7 +15,10 @@
 #include "snap.h"
 #include "store-t.h"
 
-#define API_READERS 8
+/* HTTP worker threads, and reader connections: more readers than threads,
+ * so a reader is always free. */
+#define API_THREADS 8u
+#define API_READERS 12
 
 struct api {
     struct MHD_Daemon *mhd;

@@ -116,4 +116,7 @@ if grep -rqa 'PRIVATE KEY' "$PC_DATA"/portcullis.db* "$PC_CP_LOG.tmp"; then
   pc_fail "private key in clear in the database or the log"
 fi
 stat -c %a "$PC_DATA/portcullis.db" | grep -qx 600 || pc_fail "database mode"
+# A clean exit: no crash, and no leak report under ASan.
+pc_stop "$PC_CP_PID"
+pc_assert_eq "$PC_RC" 0 "portcullisd exit status"
 pc_pass

@@ -149,4 +149,7 @@ pc_wait_for 25 grep -q closed "$PC_TMP/slow.out" || pc_fail "slow client not cut
 kill -0 "$PC_CP_PID" || pc_fail "portcullisd died"
 pc_api GET /v1/status
 pc_expect_status 200
+# A clean exit: no crash, and no leak report under ASan.
+pc_stop "$PC_CP_PID"
+pc_assert_eq "$PC_RC" 0 "portcullisd exit status"
 pc_pass

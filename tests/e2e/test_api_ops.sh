@@ -74,4 +74,7 @@ if command -v promtool >/dev/null; then
 else
   pc_log "promtool not installed: format check skipped"
 fi
+# A clean exit: no crash, and no leak report under ASan.
+pc_stop "$PC_CP_PID"
+pc_assert_eq "$PC_RC" 0 "portcullisd exit status"
 pc_pass

@@ -112,4 +112,7 @@ done
 pc_fake_proxy p1 ack --applied-version "$V" --certs "$(pc_frames p1 '[.[] | select(.type == "certificate")][-1].sha256')"
 pc_api GET /v1/status
 pc_assert_eq "$(pc_json '[.dataplanes[] | select(.id == "p1")] | length')" 1 "one entry per node"
+# A clean exit: no crash, and no leak report under ASan.
+pc_stop "$PC_CP_PID"
+pc_assert_eq "$PC_RC" 0 "portcullisd exit status"
 pc_pass

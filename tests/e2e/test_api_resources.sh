@@ -179,4 +179,7 @@ pc_api GET /v1/status
 pc_assert_eq "$(pc_json .config_version)" "$((V + 1))" "version after restart grows"
 pc_api DELETE /v1/listeners/tls1
 pc_expect_error 404 not_found
+# A clean exit: no crash, and no leak report under ASan.
+pc_stop "$PC_CP_PID"
+pc_assert_eq "$PC_RC" 0 "portcullisd exit status"
 pc_pass

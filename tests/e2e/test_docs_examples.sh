@@ -3,8 +3,9 @@
 # order against a real portcullisd with $API, $TOKEN and $CERTS set: each
 # must answer the status documented under it, its body must match
 # openapi.yaml, an error must carry the documented error.code, a 405 an
-# Allow header. Skipped (exit 0) only while the control plane has no routes
-# yet (POST /v1/target-groups answers 404).
+# Allow header. A fake proxy (tests/e2e/fake_proxy.py) plays edge-1: it ACKs,
+# and NACKs during the 503 example. Skipped (exit 0) only while the control
+# plane has no routes yet (POST /v1/target-groups answers 404).
 # pc-timeout: 400
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
@@ -30,6 +31,19 @@ pc_mkca backend-ca
 pc_mkcert www inter "DNS:www.example.test,DNS:example.test"
 PC_KEY=rsa:2048 pc_mkcert www-rsa inter "DNS:www.example.test,DNS:example.test"
 pc_mkcert api inter "DNS:api.example.test"
+
+# A stand-in proxy (fake_proxy.py) named edge-1, as in the README: it ACKs
+# every snapshot, and refuses (NACK) while the example that documents the
+# 503 runs.
+echo ack >"$PC_TMP/proxy.mode"
+pc_spawn "$PC_TMP/fake-proxy.log" python3 "$PC_SRC_DIR/tests/e2e/fake_proxy.py" \
+  --socket "$PC_SOCK" --node-id edge-1 --mode ack --mode-file "$PC_TMP/proxy.mode" \
+  --nack-error "bind 0.0.0.0:22: Address already in use" --log "$PC_TMP/proxy-frames.jsonl"
+proxy_connected() {
+  curl -sS --max-time 5 -H "Authorization: Bearer $PC_TOKEN" "$PC_API/v1/status" |
+    jq -e '.dataplanes | map(select(.id == "edge-1" and .connected)) | length == 1'
+}
+pc_wait_for 10 proxy_connected || pc_fail "the fake proxy did not connect"
 
 # Each example runs in its own bash with 'curl' wrapped: the wrapper calls
 # the real curl, records status, method, URL, headers and body of every
@@ -69,10 +83,14 @@ count=$(node "$docs/openapi-check.mjs" prepare "$PC_SRC_DIR/api-docs/README.md" 
 export API=$PC_API TOKEN=$PC_TOKEN CERTS=$PC_CERTS
 for n in $(seq "$count"); do
   export PCX_DIR=$PC_TMP/ex/ex-$n
+  want=$(cat "$PCX_DIR/want")
+  [ "$want" != 503 ] || echo nack >"$PC_TMP/proxy.mode"
   rc=0
   (cd "$PC_TMP" && timeout 60 bash "$PCX_DIR/run.sh" >"$PCX_DIR/stdout" 2>"$PCX_DIR/stderr") || rc=$?
   echo "$rc" >"$PCX_DIR/rc"
+  echo ack >"$PC_TMP/proxy.mode"
 done
+proxy_connected >/dev/null || pc_fail "the fake proxy is no longer connected"
 
 out=$(node "$docs/openapi-check.mjs" results "$spec" "$PC_TMP/ex" 2>&1) \
   || pc_fail "the README examples do not behave as documented:
