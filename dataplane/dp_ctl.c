@@ -249,7 +249,10 @@ static void dp_ctl_send(struct dp *dp, cJSON *obj)
             dp_ctl_reset(dp, "out of memory");
             return;
         }
-        memcpy(nb, dp->out, dp->out_len);
+        if (dp->out_len > 0)
+            memcpy(nb, dp->out, dp->out_len);
+        if (dp->out != NULL)
+            OPENSSL_cleanse(dp->out, dp->out_cap);
         free(dp->out);
         dp->out = nb;
         dp->out_cap = nc;
