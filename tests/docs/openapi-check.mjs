@@ -323,12 +323,12 @@ function fences(md) {
   const out = [];
   const lines = md.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const m = lines[i].match(/^```(\S*)\s*$/);
+    const m = lines[i].match(/^```(\S*)(?:\s+(\S.*?))?\s*$/);
     if (!m) continue;
     const start = i;
     const body = [];
     for (i++; i < lines.length && !/^```\s*$/.test(lines[i]); i++) body.push(lines[i]);
-    out.push({ lang: m[1], text: body.join("\n"), line: start + 1 });
+    out.push({ lang: m[1], info: m[2] ?? "", text: body.join("\n"), line: start + 1 });
   }
   return out;
 }
@@ -345,7 +345,8 @@ function readmeExamples(file) {
       problem(`${where}: a \`\`\`sh example must be followed by an \`\`\`http response block`);
       return;
     }
-    const ex = { n: examples.length + 1, line: b.line, code: b.text, ...parseHttp(next.text, where) };
+    const ex = { n: examples.length + 1, line: b.line, code: b.text, abridged: next.info === "abridged",
+                 ...parseHttp(next.text, where) };
     Object.assign(ex, lastCurl(b.text, where));
     examples.push(ex);
   });
@@ -416,6 +417,45 @@ function readme(specFile, readmeFile) {
   finish(`openapi-check: ${readmeFile}: ${examples.length} runnable examples, every operation and error status covered, responses match the spec`);
 }
 
+// What differs from one run to the next: ids, times, key material
+// fingerprints, serials, days left. Masked in strings too (messages quote ids).
+function normalize(v, key = "") {
+  if (Array.isArray(v)) return v.map((x) => normalize(x));
+  if (v && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalize(x, k)]));
+  if (key === "serial") return "<serial>";
+  if (key === "days_to_expiry") return "<days>";
+  if (typeof v !== "string") return v;
+  return v
+    .replace(/\b(cert|tgt|tg|lsn)-[0-9a-f]{16}\b/g, "<$1-id>")
+    .replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b/g, "<time>")
+    .replace(/\b[0-9a-f]{64}\b/g, "<sha256>");
+}
+
+// The first path where two JSON values differ, or "".
+function firstDiff(doc, got, path) {
+  const show = (x) => JSON.stringify(x)?.slice(0, 120);
+  if (Array.isArray(doc) || Array.isArray(got)) {
+    if (!Array.isArray(doc) || !Array.isArray(got) || doc.length !== got.length)
+      return `${path || "/"}: documented ${show(doc)}, got ${show(got)}`;
+    for (let i = 0; i < doc.length; i++) {
+      const d = firstDiff(doc[i], got[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return "";
+  }
+  if (doc && got && typeof doc === "object" && typeof got === "object") {
+    for (const k of new Set([...Object.keys(doc), ...Object.keys(got)])) {
+      if (!(k in doc)) return `${path}.${k}: not documented (got ${show(got[k])})`;
+      if (!(k in got)) return `${path}.${k}: documented but absent`;
+      const d = firstDiff(doc[k], got[k], `${path}.${k}`);
+      if (d) return d;
+    }
+    return "";
+  }
+  return doc === got ? "" : `${path || "/"}: documented ${show(doc)}, got ${show(got)}`;
+}
+
 // Write one directory per runnable example under OUTDIR: ex-N/run.sh (the
 // WRAP prelude, then the example), an empty ex-N/calls, and OUTDIR/examples.json.
 function prepare(readmeFile, wrapFile, outDir) {
@@ -428,7 +468,11 @@ function prepare(readmeFile, wrapFile, outDir) {
       doc_code = err?.code ?? "";
       doc_field = err?.field ?? null;
     } catch {}
-    return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code, doc_field };
+    let doc_json = null;
+    try {
+      if (e.doc_body.trim() && !e.abridged) doc_json = JSON.parse(e.doc_body);
+    } catch {}
+    return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code, doc_field, doc_json };
   });
   if (problems.length) finish("");
   for (const e of ex) {
@@ -475,6 +519,11 @@ function results(specFile, outDir) {
     if (e.doc_code && value?.error?.field !== e.doc_field)
       problem(`${where}: error field ${value?.error?.field}, documented ${e.doc_field}`);
     if (status === "405" && !/^allow:/im.test(headers)) problem(`${where}: 405 without an Allow header`);
+    // The documented body itself, up to what differs between runs.
+    if (e.doc_json !== null && value !== undefined) {
+      const diff = firstDiff(normalize(e.doc_json), normalize(value), "");
+      if (diff) problem(`${where}: the response differs from the documented one at ${diff}`);
+    }
   }
   if (!ex.length) problem("no examples");
   finish(`openapi-check: ${ex.length} examples answered as documented and match the spec`);
