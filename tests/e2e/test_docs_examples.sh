@@ -96,4 +96,9 @@ out=$(node "$docs/openapi-check.mjs" results "$spec" "$PC_TMP/ex" 2>&1) \
   || pc_fail "the README examples do not behave as documented:
 $out"
 pc_log "$out"
+
+# The paths the examples took (413 mid-upload, a NACK and its rollback...)
+# left the daemon sound: it exits cleanly (and leak-free under ASan).
+pc_stop "$PC_CP_PID"
+[ "$PC_RC" = 0 ] || pc_fail "portcullisd exited with $PC_RC after the examples"
 pc_pass
