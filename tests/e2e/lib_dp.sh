@@ -330,6 +330,23 @@ def main():
             k = b.split("\n")[0] if b.endswith("x") else "bad:" + b[:20]
             counts[k] = counts.get(k, 0) + 1
         print(" ".join("%s:%d" % kv for kv in sorted(counts.items())))
+    elif cmd == "many":            # PORT N SECS: N connections each sending "x"; print how many got the echo within SECS
+        port, n, secs = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+        socks = []
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"x")
+            socks.append(s)
+        end = time.time() + secs
+        served = 0
+        for s in socks:
+            s.settimeout(max(0.01, end - time.time()))
+            try:
+                if s.recv(10).endswith(b"x"):
+                    served += 1
+            except OSError:
+                pass
+        print(served)
     elif cmd == "idle":            # PORT: connect, send nothing, seconds until the proxy closes
         s = connect(int(sys.argv[2]))
         t = time.time()
