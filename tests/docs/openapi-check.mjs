@@ -8,6 +8,8 @@
 //        bearer token, every error response uses the Error schema, request
 //        bodies are closed (additionalProperties: false, at every level),
 //        every example validates against its schema.
+//   node openapi-check.mjs mustfail BROKEN-SPEC...
+//     each file must be refused by lint (proves that the checks bite).
 //   node openapi-check.mjs response SPEC METHOD PATH STATUS BODY-FILE
 //     validates a real response body against the response schema the spec
 //     documents for METHOD PATH STATUS.
@@ -35,6 +37,10 @@ import YAML from "yaml";
 const problems = [];
 const problem = (msg) => problems.push(msg);
 
+// Thrown when checking cannot go on (unparsable YAML, invalid schema):
+// the problems recorded so far say why.
+class Stop extends Error {}
+
 function finish(okMsg) {
   if (problems.length) {
     for (const p of problems) console.error(`openapi-check: ${p}`);
@@ -50,7 +56,7 @@ function loadSpec(file) {
   const doc = YAML.parseDocument(readFileSync(file, "utf8"), { uniqueKeys: true });
   if (doc.errors.length) {
     for (const e of doc.errors.slice(0, 3)) problem(`YAML: ${e.message}`);
-    finish("");
+    throw new Stop();
   }
   return doc.toJS();
 }
@@ -67,7 +73,7 @@ function makeAjv(spec) {
     ajv.addSchema({ $id: "https://portcullis.invalid/spec", $defs: defs });
   } catch (e) {
     problem(`components/schemas: ${e.message}`);
-    finish("");
+    throw new Stop();
   }
   return ajv;
 }
@@ -137,7 +143,7 @@ async function lint(file) {
     const errs = Array.isArray(res.errors) ? res.errors : [res.errors];
     for (const e of errs)
       problem(typeof e === "string" ? e : `schema: ${e.instancePath || "/"} ${e.message} ${JSON.stringify(e.params)}`);
-    finish("");
+    throw new Stop();
   }
   if (!String(validator.version).startsWith("3.1")) problem(`expected OpenAPI 3.1, got ${validator.version}`);
   try {
@@ -231,7 +237,7 @@ async function lint(file) {
     if (p.example !== undefined) checkExample(ajv, p.schema, p.example, `parameter ${name} example`);
 
   if (ops < 20) problem(`only ${ops} operations documented`);
-  finish(`openapi-check: ${file} is valid OpenAPI ${validator.version}; ${ops} operations, project rules ok`);
+  return `openapi-check: ${file} is valid OpenAPI ${validator.version}; ${ops} operations, project rules ok`;
 }
 
 function compileSchema(ajv, schema, where) {
@@ -531,7 +537,24 @@ function results(specFile, outDir) {
 
 const [cmd, ...args] = process.argv.slice(2);
 try {
-  if (cmd === "lint" && args.length === 1) await lint(args[0]);
+  if (cmd === "lint" && args.length === 1) finish(await lint(args[0]));
+  else if (cmd === "mustfail" && args.length >= 1) {
+    // Each of these broken specs must be refused by lint.
+    const accepted = [];
+    for (const f of args) {
+      problems.length = 0;
+      try {
+        await lint(f);
+      } catch (e) {
+        if (!(e instanceof Stop)) problem(e.message);
+      }
+      if (!problems.length) accepted.push(f);
+      else console.log(`openapi-check: ${f} refused: ${problems[0]}`);
+    }
+    problems.length = 0;
+    for (const f of accepted) problem(`${f}: a broken spec was accepted`);
+    finish(`openapi-check: all ${args.length} broken specs refused`);
+  }
   else if (cmd === "response" && args.length === 5) response(...args);
   else if (cmd === "readme" && args.length === 2) readme(...args);
   else if (cmd === "results" && args.length === 2) results(...args);
@@ -542,6 +565,6 @@ try {
     process.exit(2);
   }
 } catch (e) {
-  problem(e.stack ?? e.message);
+  if (!(e instanceof Stop)) problem(e.stack ?? e.message);
   finish("");
 }
