@@ -218,6 +218,7 @@ async function lint(file) {
         else {
           if (!rb.required) problem(`${where}: request body must be required`);
           compileSchema(ajv, media.schema, `${where} body schema`);
+          if (media.example !== undefined) checkExample(ajv, media.schema, media.example, `${where} request example`);
           checkClosed(spec, media.schema, `${where} body`);
         }
       }
