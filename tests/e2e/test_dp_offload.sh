@@ -15,7 +15,7 @@ pc_mkcert w ca "DNS:*.w.test"
 pc_mkcert a2 ca "DNS:a.test"
 C=$PC_CERTS
 
-read -r http lp <<<"$(dp_ports 2 | tr '\n' ' ')"
+read -r http lp lslow <<<"$(dp_ports 3 | tr '\n' ' ')"
 mkdir -p "$PC_TMP/www"; echo "hello from the backend" >"$PC_TMP/www/index.html"
 pc_spawn "$PC_TMP/http.log" python3 -m http.server --bind 127.0.0.1 --directory "$PC_TMP/www" "$http"
 pc_wait_for 10 curl -fsS "http://127.0.0.1:$http/" || pc_fail "http backend"
@@ -28,7 +28,9 @@ conf() { # CERT-A-FILE
     {\"id\": \"cert-w\", \"cert\": \"$C/w.crt\", \"key\": \"$C/w.key\"}],
   \"target_groups\": [{\"id\": \"tg-web\", \"targets\": [{\"host\": \"127.0.0.1\", \"port\": $http}]}],
   \"listeners\": [{\"id\": \"lsn-tls\", \"port\": $lp, \"protocol\": \"tls\", \"alpn\": [\"http/1.1\"],
-    \"default_target_group_id\": \"tg-web\", \"certificate_ids\": [\"cert-a\", \"cert-b\", \"cert-w\"]}]}"
+    \"default_target_group_id\": \"tg-web\", \"certificate_ids\": [\"cert-a\", \"cert-b\", \"cert-w\"]},
+   {\"id\": \"lsn-slow\", \"port\": $lslow, \"protocol\": \"tls\", \"handshake_timeout_ms\": 500,
+    \"default_target_group_id\": \"tg-web\", \"certificate_ids\": [\"cert-b\"]}]}"
 }
 conf a
 dp_start_cp
@@ -61,6 +63,16 @@ pc_assert_eq "$(pc_served_fingerprint 127.0.0.1:$lp)" "$fa" "no SNI: default"
 # Garbage instead of a ClientHello: closed, logged with a reason.
 dp_tool raw "$lp" "GET / HTTP/1.0\r\n\r\n" >/dev/null
 pc_wait_for 5 grep -q 'closed: handshake_failed' "$PC_DP_LOG" || pc_fail "garbage handshake not logged"
+
+# A client that never starts the handshake, and one that stops half-way
+# (a ClientHello cut short): the handshake timeout closes both.
+out=$(dp_tool idle "$lslow")
+t=${out%% *}
+awk -v t="$t" 'BEGIN { exit !(t >= 0.4 && t < 4) }' || pc_fail "silent TLS client closed after $t s"
+out=$(dp_tool rawhex "$lslow" 16030100f0010000ec0303)
+t=${out##* }
+awk -v t="$t" 'BEGIN { exit !(t >= 0.4 && t < 4) }' || pc_fail "half a ClientHello closed after $t s"
+pc_assert_eq "$(dp_count 'listener lsn-slow .*closed: handshake_timeout')" 2 "TLS handshake timeouts logged"
 
 # Rotation: a new body for cert-a (new sha256) is served on the next handshake.
 conf a2
