@@ -479,7 +479,8 @@ function prepare(readmeFile, wrapFile, outDir) {
     try {
       if (e.doc_body.trim() && !e.abridged) doc_json = JSON.parse(e.doc_body);
     } catch {}
-    return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code, doc_field, doc_json };
+    return { n: e.n, line: e.line, code: e.code, want: e.status, doc_code, doc_field, doc_json,
+             doc_headers: e.headers };
   });
   if (problems.length) finish("");
   for (const e of ex) {
@@ -526,6 +527,16 @@ function results(specFile, outDir) {
     if (e.doc_code && value?.error?.field !== e.doc_field)
       problem(`${where}: error field ${value?.error?.field}, documented ${e.doc_field}`);
     if (status === "405" && !/^allow:/im.test(headers)) problem(`${where}: 405 without an Allow header`);
+    // The documented headers (Content-Type may carry parameters, e.g. charset).
+    const got = {};
+    for (const l of headers.split(/\r?\n/)) {
+      const m = l.match(/^([A-Za-z-]+):\s*(.*?)\s*$/);
+      if (m) got[m[1].toLowerCase()] = m[2];
+    }
+    for (const [h, v] of Object.entries(e.doc_headers ?? {})) {
+      const ok = h === "content-type" ? got[h]?.split(";")[0].trim() === v.split(";")[0].trim() : got[h] === v;
+      if (!ok) problem(`${where}: header ${h}: documented "${v}", got "${got[h] ?? "(none)"}"`);
+    }
     // The documented body itself, up to what differs between runs.
     if (e.doc_json !== null && value !== undefined) {
       const diff = firstDiff(normalize(e.doc_json), normalize(value), "");
