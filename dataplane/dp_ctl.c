@@ -136,29 +136,37 @@ static int dp_ctl_cert(struct dp *dp, const cJSON *f, struct err *err)
     return 0;
 }
 
+static int dp_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Keep only the bodies 'snap' references (after it is applied). */
 static void dp_certs_keep(struct dp *dp, const cJSON *snap)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(snap, "certificates"), *it;
-    size_t out = 0;
+    size_t n = 0, out = 0;
+    const char **keep = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*keep));
 
+    if (keep == NULL)
+        return; /* keeping too much is harmless */
+    cJSON_ArrayForEach(it, dp_arr(arr))
+    {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(it, "sha256");
+        if (cJSON_IsString(s))
+            keep[n++] = s->valuestring;
+    }
+    qsort(keep, n, sizeof(*keep), dp_str_cmp);
     for (size_t i = 0; i < dp->n_certs; i++) {
-        int keep = 0;
+        const char *sha = dp->certs[i]->sha256;
 
-        cJSON_ArrayForEach(it, dp_arr(arr))
-        {
-            const cJSON *s = cJSON_GetObjectItemCaseSensitive(it, "sha256");
-            if (cJSON_IsString(s) && strcmp(s->valuestring, dp->certs[i]->sha256) == 0) {
-                keep = 1;
-                break;
-            }
-        }
-        if (keep)
+        if (n > 0 && bsearch(&sha, keep, n, sizeof(*keep), dp_str_cmp) != NULL)
             dp->certs[out++] = dp->certs[i];
         else
             dp_certbody_free(dp->certs[i]);
     }
     dp->n_certs = out;
+    free(keep);
 }
 
 /* --- the connection --- */
