@@ -81,11 +81,16 @@ static int api_check_name(struct store *st, enum store_kind kind, const char *na
     return rc;
 }
 
-/* Replace the numeric created_at/updated_at of a document by RFC 3339 text. */
+/* Ready a stored document for a response: "id" first (people read these),
+ * created_at/updated_at as RFC 3339 text. */
 static void api_doc_times(cJSON *doc)
 {
     static const char *const keys[] = {"created_at", "updated_at"};
+    cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(doc, "id");
     char buf[32];
+
+    if (id != NULL)
+        cJSON_InsertItemInArray(doc, 0, id);
 
     for (int i = 0; i < 2; i++) {
         cJSON *v = cJSON_GetObjectItem(doc, keys[i]);
