@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import math
 import os
 import socket
 import ssl
@@ -77,7 +78,7 @@ def must(status, body, what, ok=(200, 201)):
 def pct(values, p):
     """Nearest-rank percentile of a non-empty list."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
     return s[k]
 
 
