@@ -76,6 +76,7 @@ int main(int argc, char **argv)
     ev_signal sigterm, sigint;
     struct err e = {0};
     struct dp *dp;
+    sigset_t term;
     enum log_level lvl;
     long workers;
     char *end;
@@ -162,6 +163,13 @@ int main(int argc, char **argv)
     }
     ev_run(loop, 0);
 
+    /* A second SIGTERM while we clean up (a supervisor repeating itself)
+     * must not turn a clean exit into death by signal once the watchers
+     * are gone: keep both blocked until exit. */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigprocmask(SIG_BLOCK, &term, NULL);
     dp_workers_stop(dp);
     dp_workers_join(dp);
     dp_ctl_free(dp);
