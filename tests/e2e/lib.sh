@@ -51,8 +51,19 @@ pc_fail() { pc_log "FAIL: $*"; exit 1; }
 pc_pass() { pc_log "ok"; }
 
 # A free TCP port on 127.0.0.1 (the kernel picks; a race is possible but rare).
+# Ports already handed out in this test are never handed out again (the
+# kernel may offer a port twice once the probing socket is closed).
 pc_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  local p i
+  for i in $(seq 50); do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if ! grep -qx "$p" "$PC_TMP/.ports" 2>/dev/null; then
+      echo "$p" >>"$PC_TMP/.ports"
+      echo "$p"
+      return 0
+    fi
+  done
+  pc_fail "no fresh free port"
 }
 
 # pc_spawn LOGFILE CMD... : start CMD in the background, output to LOGFILE,

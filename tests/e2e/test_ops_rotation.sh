@@ -54,7 +54,7 @@ fails=$(grep -c ' fail ' "$PC_TMP/load.log" || true)
 before=$(awk -v t="$t_put" '$1 < t' "$PC_TMP/load.log" | wc -l)
 after=$(awk -v t="$t_ret" '$1 > t' "$PC_TMP/load.log" | wc -l)
 stale=$(awk -v t="$t_ret" -v fp="$old" '$1 > t && $4 == fp' "$PC_TMP/load.log" | wc -l)
-first_new=$(awk -v fp="$new" '$4 == fp {print $2}' "$PC_TMP/load.log" | sort -n | head -1)
+first_new=$(awk -v fp="$new" '$4 == fp && (m == "" || $2 < m) {m = $2} END {print m}' "$PC_TMP/load.log")
 hold_after=$(awk -v t="$t_ret" '$1 > t && $2 == "ok"' "$PC_TMP/hold.out" | wc -l)
 hold_fps=$(awk '{print $3}' "$PC_TMP/hold.out" | sort -u | tr '\n' ' ')
 echo "rotation: handshakes=$total before_put=$before after_return=$after failures=$fails" \
