@@ -592,7 +592,11 @@ static void test_unknown_key_algorithm(void **state)
     hit[sizeof(oid) - 1] = 0x09;
     assert_true(PEM_write_bio(bio, "CERTIFICATE", "", der, n) > 0);
     len = BIO_get_mem_data(bio, &data);
-    pem = strndup(data, (size_t)len);
+    /* BIO memory is not NUL-terminated: copy exactly, then terminate. */
+    pem = malloc((size_t)len + 1);
+    assert_non_null(pem);
+    memcpy(pem, data, (size_t)len);
+    pem[len] = '\0';
     /* As a trust anchor the certificate's own key is judged... */
     expect(pem, NULL, NULL, "key_unsupported", ERR_UNPROCESSABLE, "certificate");
     /* ...with a key, that key cannot match it. */
