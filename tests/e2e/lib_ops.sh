@@ -68,5 +68,8 @@ pc_tls_listener() {
 # pc_proxy_rss_kb PID: resident set of a process, KiB.
 pc_proxy_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# pc_load ARGS...: run the load client (bounded by its own -n and -d).
+# pc_load ARGS...: run the load client in the foreground (bounded by its own
+# -n and -d). To run it in the background, call "$PC_BIN_DIR/pc_load" ... &
+# directly: a backgrounded function is a subshell, and its pid is not the
+# load client's, so it could not be stopped by pid.
 pc_load() { "$PC_BIN_DIR/pc_load" "$@"; }

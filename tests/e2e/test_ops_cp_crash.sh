@@ -21,7 +21,7 @@ version=$(pc_json .config_version)
 inode_before=$(ss -Htlnpe "sport = :$port" | grep -o 'ino:[0-9]*' | sort | tr '\n' ' ')
 [ -n "$inode_before" ] || pc_fail "no listening socket found on $port"
 
-pc_load -c "127.0.0.1:$port" -t 4 -n 200000 -d 5 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
+"$PC_BIN_DIR/pc_load" -c "127.0.0.1:$port" -t 4 -n 200000 -d 5 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
   -l "$PC_TMP/load.log" >"$PC_TMP/load.out" &
 load=$!
 PC_PIDS+=("$load")

@@ -24,7 +24,7 @@ pa=$(pc_free_port); pb=$(pc_free_port)
 pc_tls_listener loaded "$pa" one a
 pc_wait_applied
 
-pc_load -c "127.0.0.1:$pa" -t 4 -n 200000 -d 5 -s a.test -r $'GET / HTTP/1.0\r\n\r\n' \
+"$PC_BIN_DIR/pc_load" -c "127.0.0.1:$pa" -t 4 -n 200000 -d 5 -s a.test -r $'GET / HTTP/1.0\r\n\r\n' \
   -l "$PC_TMP/load.log" >"$PC_TMP/load.out" &
 load=$!
 PC_PIDS+=("$load")

@@ -27,7 +27,7 @@ s = socket.socket(); s.bind(('127.0.0.1', $taken)); s.listen(1); print('ready', 
 time.sleep(300)"
 pc_wait_for 10 grep -q ready "$PC_TMP/squatter.log" || pc_fail "squatter did not start"
 
-pc_load -c "127.0.0.1:$port" -t 2 -n 100000 -d 3 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
+"$PC_BIN_DIR/pc_load" -c "127.0.0.1:$port" -t 2 -n 100000 -d 3 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
   -l "$PC_TMP/load.log" >"$PC_TMP/load.out" &
 load=$!
 PC_PIDS+=("$load")

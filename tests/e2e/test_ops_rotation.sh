@@ -28,7 +28,7 @@ pc_wait_applied
 pc_spawn "$PC_TMP/hold.out" python3 "$PC_TOOLS/hold.py" 127.0.0.1 "$port" 5 web.test
 hold=$PC_LAST_PID
 pc_wait_for 10 grep -q " ok " "$PC_TMP/hold.out" || pc_fail "long-lived connection did not start"
-pc_load -c "127.0.0.1:$port" -t 4 -n 200000 -d 4 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
+"$PC_BIN_DIR/pc_load" -c "127.0.0.1:$port" -t 4 -n 200000 -d 4 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
   -l "$PC_TMP/load.log" >"$PC_TMP/load.out" &
 load=$!
 PC_PIDS+=("$load")

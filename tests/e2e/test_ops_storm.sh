@@ -28,7 +28,7 @@ pc_tls_listener web "$port" origin web
 pc_tls_listener side "$port2" origin side1
 pc_wait_applied
 
-pc_load -c "127.0.0.1:$port" -t 2 -n 10000000 -d 600 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
+"$PC_BIN_DIR/pc_load" -c "127.0.0.1:$port" -t 2 -n 10000000 -d 600 -s web.test -r $'GET / HTTP/1.0\r\n\r\n' \
   -l "$PC_TMP/load.log" >"$PC_TMP/load.out" &
 load=$!
 PC_PIDS+=("$load")
