@@ -630,12 +630,13 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
         return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
     atomic_init(&b.cfg->refs, 1);
     b.cfg->nworkers = dp->nworkers;
-    if (dp_json_int(snap, "version", 1, INT64_MAX / 2, 0, &v, err) < 0)
-        goto out;
-    if (v == 0) {
+    /* Version 0 is a fresh control plane's empty configuration: valid. */
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(snap, "version"))) {
         err_set(err, ERR_INVALID, "bad_snapshot", "version", "snapshot without a version");
         goto out;
     }
+    if (dp_json_int(snap, "version", 0, INT64_MAX / 2, 0, &v, err) < 0)
+        goto out;
     b.cfg->version = v;
 
     arr = cJSON_GetObjectItemCaseSensitive(snap, "certificates");

@@ -235,7 +235,9 @@ static void test_errors(void **state)
                      "\"port\":1,\"weight\":5000}]}"),
                 "bad_snapshot");
     build_fails(dp, snap(1, "", "{\"id\":\"tg-a\"},{\"id\":\"tg-a\"}"), "bad_snapshot");
-    build_fails(dp, snap(0, "", ""), "bad_snapshot");
+    build_fails(dp, snap(-1, "", ""), "bad_snapshot");
+    /* Version 0 is a fresh control plane's empty configuration. */
+    dp_config_unref(build_ok(dp, snap(0, "", ""), NULL));
     {
         /* A certificate referenced but never sent. */
         cJSON *s = cJSON_Parse("{\"version\":1,\"certificates\":[{\"id\":\"cert-a\",\"version\":1,"
