@@ -26,23 +26,23 @@ enum cs_policy {
 /* What an import learned about a certificate. Strings are owned by the
  * struct; release with cs_meta_free(). */
 struct cs_meta {
-    char *subject;          /* RFC 2253 one-line form */
-    char *issuer;           /* RFC 2253 one-line form */
-    char *serial;           /* upper-case hex */
-    char **dns_names;       /* subjectAltName DNS entries */
+    char *subject;    /* RFC 2253 one-line form */
+    char *issuer;     /* RFC 2253 one-line form */
+    char *serial;     /* upper-case hex */
+    char **dns_names; /* subjectAltName DNS entries */
     size_t n_dns_names;
-    char **ip_addresses;    /* subjectAltName IP entries, textual */
+    char **ip_addresses; /* subjectAltName IP entries, textual */
     size_t n_ip_addresses;
     time_t not_before;
     time_t not_after;
-    long days_to_expiry;    /* floor((not_after - now) / 86400); negative once expired */
-    char key_algorithm[16]; /* "RSA", "ECDSA", "Ed25519" */
-    int key_bits;           /* 2048, 256, 384, 253 (Ed25519) */
-    char curve[16];         /* "P-256", "P-384", or "" */
+    long days_to_expiry;         /* floor((not_after - now) / 86400); negative once expired */
+    char key_algorithm[16];      /* "RSA", "ECDSA", "Ed25519" */
+    int key_bits;                /* 2048, 256, 384, 253 (Ed25519) */
+    char curve[16];              /* "P-256", "P-384", or "" */
     char fingerprint_sha256[65]; /* lower-case hex of SHA-256(leaf DER) */
-    int is_ca;              /* basicConstraints CA:TRUE */
-    int has_key;            /* a private key was imported with it */
-    size_t chain_length;    /* certificates in the chain field */
+    int is_ca;                   /* basicConstraints CA:TRUE */
+    int has_key;                 /* a private key was imported with it */
+    size_t chain_length;         /* certificates in the chain field */
     enum cs_status status;
 };
 

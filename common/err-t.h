@@ -5,16 +5,16 @@
 
 enum err_kind {
     ERR_NONE = 0,
-    ERR_INVALID,     /* malformed input: HTTP 400 */
-    ERR_AUTH,        /* missing or bad credentials: 401 */
-    ERR_NOT_FOUND,   /* 404 */
-    ERR_METHOD,      /* 405 */
-    ERR_CONFLICT,    /* in use, taken, version mismatch: 409 */
-    ERR_TOO_LARGE,   /* over a size limit: 413 */
-    ERR_MEDIA_TYPE,  /* unsupported content type: 415 */
+    ERR_INVALID,       /* malformed input: HTTP 400 */
+    ERR_AUTH,          /* missing or bad credentials: 401 */
+    ERR_NOT_FOUND,     /* 404 */
+    ERR_METHOD,        /* 405 */
+    ERR_CONFLICT,      /* in use, taken, version mismatch: 409 */
+    ERR_TOO_LARGE,     /* over a size limit: 413 */
+    ERR_MEDIA_TYPE,    /* unsupported content type: 415 */
     ERR_UNPROCESSABLE, /* well-formed but refused (expired, weak key): 422 */
-    ERR_UNAVAILABLE, /* a data plane refused or could not apply: 503 */
-    ERR_INTERNAL,    /* our bug or the system's (disk, memory); never client input */
+    ERR_UNAVAILABLE,   /* a data plane refused or could not apply: 503 */
+    ERR_INTERNAL,      /* our bug or the system's (disk, memory); never client input */
 };
 
 struct err {

@@ -4,8 +4,8 @@
 
 #include "err.h"
 
-int err_set(struct err *e, enum err_kind kind, const char *code, const char *field,
-            const char *fmt, ...)
+int err_set(struct err *e, enum err_kind kind, const char *code, const char *field, const char *fmt,
+            ...)
 {
     va_list ap;
 

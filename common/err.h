@@ -14,8 +14,8 @@
  * caller that adds context after a callee failed does not overwrite the
  * callee's more precise code. 'code' and 'field' must be string literals or
  * otherwise outlive 'e'. Always returns -1 so callers can `return err_set(...)`. */
-int err_set(struct err *e, enum err_kind kind, const char *code, const char *field,
-            const char *fmt, ...) PC_PRINTF(5, 6);
+int err_set(struct err *e, enum err_kind kind, const char *code, const char *field, const char *fmt,
+            ...) PC_PRINTF(5, 6);
 
 /* Forget any recorded error. */
 void err_clear(struct err *e);

@@ -38,8 +38,7 @@ int net_make_addr(const char *host, int port, struct sockaddr_storage *ss, sockl
                    "'%.64s' is not a numeric IPv4 or IPv6 address", host);
 }
 
-int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-                       struct err *err)
+int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, struct err *err)
 {
     char host[NET_ADDRSTRLEN];
     const char *colon, *h = s, *p;
@@ -50,22 +49,21 @@ int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *le
     if (s[0] == '[') {
         const char *rb = strchr(s, ']');
         if (rb == NULL || rb[1] != ':')
-            return err_set(err, ERR_INVALID, "invalid_address", NULL,
-                           "'%.64s' is not [IPV6]:PORT", s);
+            return err_set(err, ERR_INVALID, "invalid_address", NULL, "'%.64s' is not [IPV6]:PORT",
+                           s);
         h = s + 1;
         hlen = (size_t)(rb - h);
         p = rb + 2;
     } else {
         colon = strrchr(s, ':');
         if (colon == NULL)
-            return err_set(err, ERR_INVALID, "invalid_address", NULL,
-                           "'%.64s' is not ADDR:PORT", s);
+            return err_set(err, ERR_INVALID, "invalid_address", NULL, "'%.64s' is not ADDR:PORT",
+                           s);
         hlen = (size_t)(colon - s);
         p = colon + 1;
     }
     if (hlen == 0 || hlen >= sizeof(host))
-        return err_set(err, ERR_INVALID, "invalid_address", NULL, "'%.64s' has no valid host",
-                       s);
+        return err_set(err, ERR_INVALID, "invalid_address", NULL, "'%.64s' has no valid host", s);
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     errno = 0;
@@ -99,8 +97,7 @@ int net_listen_tcp(const struct sockaddr *sa, socklen_t len, int reuseport, int 
     if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
         int e = errno;
         close(s);
-        return err_set(err, ERR_INTERNAL, "socket_failed", NULL, "SO_REUSEPORT: %s",
-                       strerror(e));
+        return err_set(err, ERR_INTERNAL, "socket_failed", NULL, "SO_REUSEPORT: %s", strerror(e));
     }
     if (sa->sa_family == AF_INET6)
         setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -111,8 +108,8 @@ int net_listen_tcp(const struct sockaddr *sa, socklen_t len, int reuseport, int 
         if (e == EADDRINUSE)
             return err_set(err, ERR_CONFLICT, "port_in_use", "port",
                            "cannot listen on %s: address already in use", addr);
-        return err_set(err, ERR_CONFLICT, "bind_failed", "bind", "cannot listen on %s: %s",
-                       addr, strerror(e));
+        return err_set(err, ERR_CONFLICT, "bind_failed", "bind", "cannot listen on %s: %s", addr,
+                       strerror(e));
     }
     if (listen(s, backlog) < 0) {
         int e = errno;

@@ -12,8 +12,7 @@
 
 /* Parse "A.B.C.D:PORT", "[V6]:PORT" or "localhost:PORT" (numeric hosts
  * only, plus "localhost"). PORT 0..65535. Fills 'ss' and 'len'. */
-int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-                       struct err *err);
+int net_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len, struct err *err);
 
 /* Parse a numeric host ("0.0.0.0", "::1") and a port into 'ss'. */
 int net_make_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,

@@ -120,8 +120,7 @@ int wire_dec_next(struct wire_dec *d, cJSON **out, struct err *err)
     if (!cJSON_IsObject(obj)) {
         cJSON_Delete(obj);
         d->failed = 1;
-        return err_set(err, ERR_INVALID, "frame_not_object", NULL,
-                       "frame is not a JSON object");
+        return err_set(err, ERR_INVALID, "frame_not_object", NULL, "frame is not a JSON object");
     }
     type = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!cJSON_IsString(type) || type->valuestring[0] == '\0') {

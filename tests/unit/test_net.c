@@ -24,15 +24,22 @@ static void test_parse_ok(void **state)
     assert_int_equal(net_parse_hostport("[::1]:0", &ss, &len, &e), 0);
     assert_string_equal(net_addr_str((struct sockaddr *)&ss, buf, sizeof(buf)), "[::1]:0");
     assert_int_equal(net_parse_hostport("localhost:65535", &ss, &len, &e), 0);
-    assert_string_equal(net_addr_str((struct sockaddr *)&ss, buf, sizeof(buf)),
-                        "127.0.0.1:65535");
+    assert_string_equal(net_addr_str((struct sockaddr *)&ss, buf, sizeof(buf)), "127.0.0.1:65535");
 }
 
 static void test_parse_bad(void **state)
 {
     static const char *const bad[] = {
-        "",       "127.0.0.1",   "127.0.0.1:",   ":80",          "127.0.0.1:65536",
-        "1.2.3.4:-1", "1.2.3.4:8x", "[::1:80",  "example.com:80", "999.1.1.1:80",
+        "",
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":80",
+        "127.0.0.1:65536",
+        "1.2.3.4:-1",
+        "1.2.3.4:8x",
+        "[::1:80",
+        "example.com:80",
+        "999.1.1.1:80",
         "1.2.3.4:99999999999999999999",
     };
 
