@@ -89,20 +89,8 @@ pc_wait_for() {
 # ("timeout" if it had to be killed). Call it directly, not in $(...): only
 # the shell that started a process can wait for it.
 pc_stop() {
-  local pid=$1 secs=${2:-10} i
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq $((secs * 20))); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    PC_RC=timeout
-    return
-  fi
-  PC_RC=0
-  wait "$pid" 2>/dev/null || PC_RC=$?
+  kill -TERM "$1" 2>/dev/null || true
+  pc_wait_exit "$1" "${2:-10}"
 }
 
 # pc_wait_exit PID [SECONDS]: wait for PID to end by itself (KILL after the

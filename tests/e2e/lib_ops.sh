@@ -73,3 +73,18 @@ pc_proxy_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # directly: a backgrounded function is a subshell, and its pid is not the
 # load client's, so it could not be stopped by pid.
 pc_load() { "$PC_BIN_DIR/pc_load" "$@"; }
+
+# pc_web_stack [PROXY ARGS...]: the common stage of the operational tests:
+# control plane + proxy, an HTTP backend "origin", certificate "web"
+# (web.test) and a tls listener "web" on PC_WEB_PORT, applied.
+pc_web_stack() {
+  pc_mkca ca
+  pc_mkcert web ca "DNS:web.test"
+  pc_stack "$@"
+  pc_backend_http origin
+  pc_upload_cert web
+  pc_tg origin "$PC_BE_PORT"
+  PC_WEB_PORT=$(pc_free_port)
+  pc_tls_listener web "$PC_WEB_PORT" origin web
+  pc_wait_applied
+}

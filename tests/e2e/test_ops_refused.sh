@@ -7,15 +7,8 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/certs.sh"
 source "$(dirname "$0")/lib_ops.sh"
 
-pc_mkca ca
-pc_mkcert web ca "DNS:web.test"
-pc_stack
-pc_backend_http origin
-pc_upload_cert web
-pc_tg origin "$PC_BE_PORT"
-port=$(pc_free_port)
-pc_tls_listener web "$port" origin web
-pc_wait_applied
+pc_web_stack
+port=$PC_WEB_PORT
 pc_api GET /v1/status
 version=$(pc_json .config_version)
 
