@@ -426,10 +426,14 @@ static int hc_parse(const cJSON *h, cJSON **out, struct api_vctx *vc, struct err
                                           "timeout_ms",
                                           "healthy_threshold",
                                           "unhealthy_threshold",
+                                          "fail_open",
+                                          "proxy_protocol",
                                           NULL};
     static const char *const protos[] = {"tcp", "http", "tls", NULL};
-    const char *proto, *path;
+    static const char *const pp[] = {"v2", NULL};
+    const char *proto, *path, *ppv;
     long long port, interval, timeout, ht, ut;
+    int fail_open;
     cJSON *o;
 
     if (api_json_only(h, allowed, "health_check", vc, err) < 0 ||
@@ -439,7 +443,9 @@ static int hc_parse(const cJSON *h, cJSON **out, struct api_vctx *vc, struct err
         get_int(h, "interval_ms", 100, 300000, 5000, &interval, "health_check", vc, err) < 0 ||
         get_int(h, "timeout_ms", 50, 60000, 2000, &timeout, "health_check", vc, err) < 0 ||
         get_int(h, "healthy_threshold", 1, 10, 3, &ht, "health_check", vc, err) < 0 ||
-        get_int(h, "unhealthy_threshold", 1, 10, 3, &ut, "health_check", vc, err) < 0)
+        get_int(h, "unhealthy_threshold", 1, 10, 3, &ut, "health_check", vc, err) < 0 ||
+        get_bool(h, "fail_open", 1, &fail_open, "health_check", vc, err) < 0 ||
+        get_enum(h, "proxy_protocol", pp, "", &ppv, "health_check", vc, err) < 0)
         return -1;
     if (path != NULL) {
         if (strcmp(proto, "http") != 0)
@@ -466,6 +472,11 @@ static int hc_parse(const cJSON *h, cJSON **out, struct api_vctx *vc, struct err
     cJSON_AddNumberToObject(o, "timeout_ms", (double)timeout);
     cJSON_AddNumberToObject(o, "healthy_threshold", (double)ht);
     cJSON_AddNumberToObject(o, "unhealthy_threshold", (double)ut);
+    cJSON_AddBoolToObject(o, "fail_open", fail_open);
+    if (*ppv)
+        cJSON_AddStringToObject(o, "proxy_protocol", ppv);
+    else
+        cJSON_AddNullToObject(o, "proxy_protocol");
     *out = o;
     return 0;
 }

@@ -29,8 +29,11 @@ struct dp_ctr {
  * each configuration one). */
 struct dp_stats {
     _Atomic int refs;
-    _Atomic int conns;     /* open connections over all workers (max_connections) */
-    struct dp_stats *next; /* registry bucket chain, main thread only */
+    _Atomic int conns; /* open connections over all workers (max_connections, least_conn) */
+    /* Targets only. Written by the main thread, read by workers. */
+    _Atomic int health;          /* enum tg_health */
+    _Atomic int64_t drain_until; /* draining: close its connections at this dp_now_ms(); 0: not */
+    struct dp_stats *next;       /* registry bucket chain, main thread only */
     char key[2 * DP_ID_MAX + 2];
     char tg_id[DP_ID_MAX], id[DP_ID_MAX];
     int n;

@@ -4,6 +4,8 @@
 #define PC_DP_H
 
 #include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -20,6 +22,16 @@
     atomic_store_explicit(&(field),                                                                \
                           atomic_load_explicit(&(field), memory_order_relaxed) - (uint64_t)(n),    \
                           memory_order_relaxed)
+
+/* Milliseconds on CLOCK_MONOTONIC: the one clock the main thread and the
+ * workers share (ev_now() is per loop). */
+static inline int64_t dp_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --- counters (dp_stats.c) --- */
 

@@ -377,6 +377,9 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
         if (dp_json_int(hc, "unhealthy_threshold", 1, 10, 3, &v, err) < 0)
             return -1;
         tg->hc.unhealthy_threshold = (int)v;
+        tg->hc.fail_open = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(hc, "fail_open"));
+        s = dp_json_str(hc, "proxy_protocol");
+        tg->hc.proxy_v2 = s != NULL && strcmp(s, "v2") == 0;
     }
     tg->cursor = calloc((size_t)b->cfg->nworkers, sizeof(*tg->cursor));
     targets = cJSON_GetObjectItemCaseSensitive(j, "targets");

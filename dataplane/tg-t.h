@@ -20,16 +20,26 @@ enum tg_proto {
 
 enum tg_algo {
     TG_ALGO_ROUND_ROBIN = 0,
-    TG_ALGO_LEAST_CONN, /* accepted; balanced as round robin until issue 8 */
+    TG_ALGO_LEAST_CONN,
 };
 
-/* Health-check settings, kept for the hc_ module (issue 8). */
+/* Health-check settings (hc.c runs them). */
 struct tg_hc {
     int enabled;
     int protocol; /* 0 tcp, 1 http, 2 tls */
     int port;     /* 0: the target's port */
     char path[1025];
     int interval_ms, timeout_ms, healthy_threshold, unhealthy_threshold;
+    int fail_open; /* no healthy target: 1 use every target with weight > 0, 0 refuse */
+    int proxy_v2;  /* send a PROXY v2 LOCAL header before each check */
+};
+
+/* Health of a target as the checker last decided it (struct dp_stats.health).
+ * A group without health checks keeps every target TG_H_HEALTHY. */
+enum tg_health {
+    TG_H_INITIAL = 0, /* no verdict yet: takes connections */
+    TG_H_HEALTHY,
+    TG_H_UNHEALTHY,
 };
 
 struct tg_target {
