@@ -39,41 +39,57 @@ static void snap_strip_times(cJSON *doc)
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "updated_at");
 }
 
-/* Add certificate 'id' to the snapshot's list unless it is there already. */
-static int snap_add_cert(struct store *st, cJSON *certs, const char *id, struct err *err)
-{
-    struct store_cert c;
-    const cJSON *x;
-    cJSON *o;
-    int rc;
+/* Every certificate of the store, looked up by id while a snapshot is
+ * built; 'used' marks those already listed. One query per snapshot instead
+ * of one per reference, and a bsearch instead of a scan of the list: the
+ * scan made a snapshot of C references cost O(C^2). */
+struct snap_refs {
+    struct store_cert_ref *v;
+    unsigned char *used;
+    size_t n;
+};
 
-    cJSON_ArrayForEach(x, certs)
-    {
-        if (strcmp(cJSON_GetObjectItem(x, "id")->valuestring, id) == 0)
-            return 0;
-    }
-    rc = store_cert_get(st, id, 0, &c, err);
-    if (rc <= 0)
-        return rc < 0 ? -1
-                      : err_set(err, ERR_INTERNAL, "store_error", NULL,
-                                "snapshot refers to missing certificate %s", id);
+static int snap_ref_cmp(const void *key, const void *e)
+{
+    return strcmp(key, ((const struct store_cert_ref *)e)->id);
+}
+
+/* Add certificate 'id' to the snapshot's list unless it is there already. */
+static int snap_add_cert(struct snap_refs *r, cJSON *certs, const char *id, struct err *err)
+{
+    const struct store_cert_ref *c =
+        r->n ? bsearch(id, r->v, r->n, sizeof(*r->v), snap_ref_cmp) : NULL;
+    cJSON *o;
+
+    if (c == NULL)
+        return err_set(err, ERR_INTERNAL, "store_error", NULL,
+                       "snapshot refers to missing certificate %s", id);
+    if (r->used[c - r->v])
+        return 0;
+    r->used[c - r->v] = 1;
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", c.id);
-    cJSON_AddNumberToObject(o, "version", (double)c.version);
-    cJSON_AddStringToObject(o, "sha256", c.sha256);
+    cJSON_AddStringToObject(o, "id", c->id);
+    cJSON_AddNumberToObject(o, "version", (double)c->version);
+    cJSON_AddStringToObject(o, "sha256", c->sha256);
     cJSON_AddItemToArray(certs, o);
-    store_cert_clear(&c);
     return 0;
 }
 
 int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err)
 {
     cJSON *snap = NULL, *tgs = NULL, *lsns = NULL, *certs, *x, *y, *tls;
+    struct snap_refs refs = {0};
     int rc = -1;
 
     *out = NULL;
-    if (store_tg_list(st, &tgs, err) < 0 || store_lsn_list(st, &lsns, err) < 0)
+    if (store_tg_list(st, &tgs, err) < 0 || store_lsn_list(st, &lsns, err) < 0 ||
+        store_cert_refs(st, &refs.v, &refs.n, err) < 0)
         goto out;
+    refs.used = calloc(refs.n + 1, 1);
+    if (refs.used == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto out;
+    }
     snap = cJSON_CreateObject();
     cJSON_AddStringToObject(snap, "type", "snapshot");
     cJSON_AddNumberToObject(snap, "version", (double)version);
@@ -83,7 +99,7 @@ int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err)
         snap_strip_times(x);
         tls = cJSON_GetObjectItem(x, "tls");
         y = cJSON_IsObject(tls) ? cJSON_GetObjectItem(tls, "ca_certificate_id") : NULL;
-        if (cJSON_IsString(y) && snap_add_cert(st, certs, y->valuestring, err) < 0)
+        if (cJSON_IsString(y) && snap_add_cert(&refs, certs, y->valuestring, err) < 0)
             goto out;
     }
     cJSON_ArrayForEach(x, lsns)
@@ -91,7 +107,7 @@ int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err)
         snap_strip_times(x);
         cJSON_ArrayForEach(y, cJSON_GetObjectItem(x, "certificate_ids"))
         {
-            if (snap_add_cert(st, certs, y->valuestring, err) < 0)
+            if (cJSON_IsString(y) && snap_add_cert(&refs, certs, y->valuestring, err) < 0)
                 goto out;
         }
     }
@@ -102,6 +118,8 @@ int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err)
     snap = NULL;
     rc = 0;
 out:
+    free(refs.v);
+    free(refs.used);
     cJSON_Delete(tgs);
     cJSON_Delete(lsns);
     cJSON_Delete(snap);
@@ -194,12 +212,6 @@ static void sha_push(struct sha_set *s, const char *sha)
     }
     memcpy(s->v[s->n++], sha, 65);
     s->sorted = 0;
-}
-
-static void sha_add(struct sha_set *s, const char *sha)
-{
-    if (!sha_has(s, sha))
-        sha_push(s, sha);
 }
 
 /* ---- the publisher ---- */
@@ -445,7 +457,7 @@ static void snap_hello(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
     cJSON_ArrayForEach(x, certs)
     {
         if (cJSON_IsString(x))
-            sha_add(&pe->held, x->valuestring);
+            sha_push(&pe->held, x->valuestring); /* a duplicate only costs a slot */
     }
     pe->hello = 1;
     pe->last_error[0] = '\0';
@@ -492,7 +504,7 @@ static void snap_frame(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
         if (ver != pe->awaiting || ver <= 0)
             return;
         for (size_t i = 0; i < pe->sent.n; i++)
-            sha_add(&pe->held, pe->sent.v[i]);
+            sha_push(&pe->held, pe->sent.v[i]);
         sha_clear(&pe->sent);
         sha_clear(&pe->pending);
         pe->awaiting = 0;
@@ -575,8 +587,14 @@ struct snap_frames {
     char **data;
     size_t *len;
     char (*sha)[65];
+    const char **by_sha; /* sha[] sorted, for the lookups of snap_send() */
     size_t n;
 };
+
+static int snap_pstr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static void snap_frames_free(struct snap_frames *fr)
 {
@@ -585,6 +603,7 @@ static void snap_frames_free(struct snap_frames *fr)
     free(fr->data);
     free(fr->len);
     free(fr->sha);
+    free(fr->by_sha);
     memset(fr, 0, sizeof(*fr));
 }
 
@@ -627,7 +646,8 @@ static int snap_frames_load(struct store *st, const struct cs_master *mk, const 
     fr->data = calloc(n, sizeof(*fr->data));
     fr->len = calloc(n, sizeof(*fr->len));
     fr->sha = calloc(n, sizeof(*fr->sha));
-    if (!fr->data || !fr->len || !fr->sha) {
+    fr->by_sha = calloc(n, sizeof(*fr->by_sha));
+    if (!fr->data || !fr->len || !fr->sha || !fr->by_sha) {
         snap_frames_free(fr);
         return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
     }
@@ -639,32 +659,45 @@ static int snap_frames_load(struct store *st, const struct cs_master *mk, const 
             return -1;
         }
         snprintf(fr->sha[fr->n], 65, "%s", cJSON_GetObjectItem(x, "sha256")->valuestring);
+        fr->by_sha[fr->n] = fr->sha[fr->n];
         fr->n++;
     }
+    qsort(fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_pstr_cmp);
     return 0;
 }
 
-/* Queue the missing certificate frames and the snapshot to 'pe'. Under mu. */
+static int snap_fr_cmp(const void *key, const void *e)
+{
+    return strcmp(key, *(const char *const *)e);
+}
+
+/* Queue the missing certificate frames and the snapshot to 'pe'. Under mu.
+ * 'fr' is sorted by sha256 (snap_frames_load()). */
 static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
                       const struct snap_frames *fr, const char *frame, size_t frame_len)
 {
     const cJSON *c;
+    size_t n_sent = pe->sent.n;
 
     sha_clear(&pe->pending);
+    (void)sha_has(&pe->sent, ""); /* sort it once, before the loop appends */
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
     {
         const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
+        const char *const *hit;
 
         /* snap_add_cert() made the snapshot's references unique. */
         sha_push(&pe->pending, sha);
-        if (sha_has(&pe->held, sha) || sha_has(&pe->sent, sha))
+        if (sha_has(&pe->held, sha) ||
+            (n_sent && bsearch(sha, pe->sent.v, n_sent, sizeof(*pe->sent.v), sha_cmp)))
             continue;
-        for (size_t i = 0; i < fr->n; i++)
-            if (strcmp(fr->sha[i], sha) == 0) {
-                if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
-                    sha_add(&pe->sent, sha);
-                break;
-            }
+        hit = fr->n ? bsearch(sha, fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_fr_cmp) : NULL;
+        if (hit != NULL) {
+            size_t i = (size_t)(*hit - fr->sha[0]) / sizeof(fr->sha[0]);
+
+            if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
+                sha_push(&pe->sent, sha);
+        }
     }
     snap_enqueue(pe, frame, frame_len);
     pe->sent_version = version;

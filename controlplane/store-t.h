@@ -43,4 +43,11 @@ struct store_cert {
     int64_t created_at, updated_at;
 };
 
+/* A certificate's reference as a snapshot lists it (no bodies, no meta). */
+struct store_cert_ref {
+    char id[STORE_ID_MAX];
+    int64_t version;
+    char sha256[65];
+};
+
 #endif

@@ -457,6 +457,48 @@ int store_cert_get(struct store *st, const char *id, int bodies, struct store_ce
     return rc;
 }
 
+int store_cert_refs(struct store *st, struct store_cert_ref **out, size_t *n, struct err *err)
+{
+    sqlite3_stmt *s = NULL;
+    struct store_cert_ref *v = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    /* BINARY collation is memcmp order: the caller's strcmp bsearch agrees. */
+    if (store_prepare(st, "SELECT id, version, sha256 FROM certificates ORDER BY id COLLATE BINARY",
+                      &s, err) < 0)
+        return -1;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            struct store_cert_ref *nv = realloc(v, nc * sizeof(*nv));
+
+            if (nv == NULL) {
+                rc = err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+                goto out;
+            }
+            v = nv;
+            cap = nc;
+        }
+        snprintf(v[*n].id, sizeof(v[*n].id), "%s", (const char *)sqlite3_column_text(s, 0));
+        v[*n].version = sqlite3_column_int64(s, 1);
+        snprintf(v[*n].sha256, sizeof(v[*n].sha256), "%s", (const char *)sqlite3_column_text(s, 2));
+        (*n)++;
+    }
+    rc = rc == SQLITE_DONE ? 0 : store_fail(st, err, "list certificates");
+out:
+    sqlite3_finalize(s);
+    if (rc < 0) {
+        free(v);
+        v = NULL;
+        *n = 0;
+    }
+    *out = v;
+    return rc;
+}
+
 int store_cert_each(struct store *st, int (*fn)(void *arg, const struct store_cert *c), void *arg,
                     struct err *err)
 {

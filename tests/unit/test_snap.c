@@ -129,6 +129,34 @@ static void test_build(void **state)
     cJSON_Delete(s);
 }
 
+/* References repeated across listeners and groups are listed once, in
+ * the order first met (groups' CAs, then listeners'). */
+static void test_build_dedup(void **state)
+{
+    struct fx *f = *state;
+    struct err err = {0};
+    cJSON *s = NULL, *l, *x;
+
+    assert_int_equal(store_begin(f->st, &err), 0);
+    l = cJSON_Parse("{\"id\":\"lsn-2\",\"name\":\"l2\",\"bind\":\"0.0.0.0\",\"port\":444,"
+                    "\"protocol\":\"tls\",\"default_target_group_id\":\"tg-1\","
+                    "\"certificate_ids\":[\"cert-unused\",\"cert-a\"],\"ssl_policy\":"
+                    "\"intermediate\",\"alpn\":[],\"sni_routes\":[],\"max_connections\":1,"
+                    "\"handshake_timeout_ms\":1,\"connect_timeout_ms\":1,\"idle_timeout_ms\":1}");
+    assert_int_equal(store_lsn_save(f->st, l, 1, 5, &err), 0);
+    cJSON_Delete(l);
+    assert_int_equal(snap_build(f->st, 7, &s, &err), 0);
+    store_rollback(f->st);
+    x = cJSON_GetObjectItem(s, "certificates");
+    assert_int_equal(cJSON_GetArraySize(x), 3);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(x, 0), "id")->valuestring,
+                        "cert-ca");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(x, 1), "id")->valuestring, "cert-a");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(x, 2), "id")->valuestring,
+                        "cert-unused");
+    cJSON_Delete(s);
+}
+
 static cJSON *decode(const char *frame, size_t len)
 {
     assert_true(len > 4);
@@ -168,6 +196,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_build, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_build_dedup, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
