@@ -412,7 +412,7 @@ static void dp_ctl_read_cb(struct ev_loop *loop, ev_io *io, int revents)
         ssize_t r = recv(dp->fd, buf, sizeof(buf), 0);
         struct err e = {0};
         cJSON *f;
-        int got;
+        int got = 0;
 
         if (r == 0) {
             dp_ctl_reset(dp, "closed by the control plane");
