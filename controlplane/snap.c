@@ -531,7 +531,7 @@ static void snap_read(struct snap_pub *p, struct snap_peer *pe)
     struct err err = {0};
     cJSON *f = NULL;
     ssize_t n;
-    int rc;
+    int rc = 0;
 
     for (int rounds = 0; rounds < 64 && pe->fd >= 0; rounds++) {
         n = read(pe->fd, buf, sizeof(buf));
