@@ -22,6 +22,7 @@ enum conn_state {
     CONN_HANDSHAKE,    /* TLS handshake with the client */
     CONN_PEEK,         /* reading the ClientHello without terminating it */
     CONN_CONNECTING,   /* non-blocking connect to a target */
+    CONN_PROXY_HDR,    /* sending the PROXY v2 header to the target */
     CONN_UP_HANDSHAKE, /* TLS handshake with the target (re-encryption) */
     CONN_RELAY,
     CONN_CLOSING,
@@ -47,6 +48,7 @@ enum conn_term {
     CONN_TERM_LIMIT,    /* listener max_connections reached */
     CONN_TERM_SHUTDOWN, /* proxy shutting down, grace expired */
     CONN_TERM_INTERNAL, /* out of memory, socket() failed */
+    CONN_TERM_DRAINED,  /* the target's deregistration delay ended */
 };
 
 struct conn_buf {
@@ -108,7 +110,9 @@ struct conn {
     struct conn_buf *c2s, *s2c;
     ev_timer tmr;
     ev_tstamp start, last_io, idle;
-    unsigned pick_start, attempts;
+    const struct tg_target *tried[CONN_MAX_ATTEMPTS]; /* targets of attempts so far */
+    unsigned attempts;
+    uint8_t pp2_len, pp2_off; /* PROXY v2 header: its length, bytes sent */
     size_t peek_need;
     uint64_t bytes_in, bytes_out; /* from the client, to the client */
     int tgt_counted;              /* the target's active gauge includes this connection */
@@ -116,6 +120,7 @@ struct conn {
     char detail[160]; /* why, in words, for the close log line (never secrets) */
     struct sockaddr_storage peer;
     socklen_t peerlen;
+    uint8_t pp2[52]; /* PP2_MAX_LEN (pp2.h) */
 };
 
 #endif

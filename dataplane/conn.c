@@ -20,10 +20,13 @@
 #include "dp.h"
 #include "log.h"
 #include "net.h"
+#include "pp2.h"
 #include "sni.h"
 #include "tg.h"
 
 #define CONN_POOL_MAX 512 /* idle conns and buffers kept per worker */
+
+_Static_assert(sizeof(((struct conn *)0)->pp2) >= PP2_MAX_LEN, "conn pp2 buffer too small");
 
 static const char *const conn_term_names[] = {
     [CONN_TERM_NONE] = "none",
@@ -44,6 +47,7 @@ static const char *const conn_term_names[] = {
     [CONN_TERM_LIMIT] = "max_connections",
     [CONN_TERM_SHUTDOWN] = "shutdown",
     [CONN_TERM_INTERNAL] = "internal_error",
+    [CONN_TERM_DRAINED] = "drained",
 };
 
 const char *conn_term_str(enum conn_term t)
@@ -55,7 +59,8 @@ const char *conn_term_str(enum conn_term t)
 
 int conn_term_is_error(enum conn_term t)
 {
-    return t != CONN_TERM_DONE && t != CONN_TERM_NONE && t != CONN_TERM_SHUTDOWN;
+    return t != CONN_TERM_DONE && t != CONN_TERM_NONE && t != CONN_TERM_SHUTDOWN &&
+           t != CONN_TERM_DRAINED;
 }
 
 /* --- pools: no malloc churn per connection --- */
@@ -255,6 +260,17 @@ static void conn_ssl_detail(struct conn *c, const char *what)
 
 /* --- close --- */
 
+/* The target socket goes: the target's open-connection count (least_conn)
+ * drops with it. */
+static void conn_up_release(struct conn *c)
+{
+    if (c->up.fd < 0)
+        return;
+    atomic_fetch_sub_explicit(&c->tgt->st->conns, 1, memory_order_relaxed);
+    close(c->up.fd);
+    c->up.fd = -1;
+}
+
 void conn_close(struct conn *c, enum conn_term term)
 {
     if (c->state == CONN_CLOSING)
@@ -302,8 +318,7 @@ static void conn_free(struct conn *c)
     SSL_free(c->up.ssl);
     if (c->cli.fd >= 0)
         close(c->cli.fd);
-    if (c->up.fd >= 0)
-        close(c->up.fd);
+    conn_up_release(c);
     conn_buf_put(w, c->c2s);
     conn_buf_put(w, c->s2c);
     dp_config_unref(c->cfg);
@@ -515,9 +530,7 @@ static void conn_target_failed(struct conn *c)
     c->up.events = 0;
     SSL_free(c->up.ssl);
     c->up.ssl = NULL;
-    if (c->up.fd >= 0)
-        close(c->up.fd);
-    c->up.fd = -1;
+    conn_up_release(c);
 }
 
 static void conn_up_handshake(struct conn *c)
@@ -592,7 +605,64 @@ static void conn_enter_up_handshake(struct conn *c)
     conn_up_handshake(c);
 }
 
-/* The target accepted: count it, then TLS or relay. */
+/* Connected, PROXY header (if any) sent: TLS or relay. */
+static void conn_up_proceed(struct conn *c)
+{
+    if (c->tg->proto == TG_PROTO_TLS)
+        conn_enter_up_handshake(c);
+    else
+        conn_enter_relay(c);
+}
+
+/* Send what is left of the PROXY v2 header, plain, before any other byte
+ * (and before the TLS handshake with the target); then go on. */
+static void conn_proxy_hdr(struct conn *c)
+{
+    while (c->pp2_off < c->pp2_len) {
+        ssize_t r = send(c->up.fd, c->pp2 + c->pp2_off, c->pp2_len - c->pp2_off, MSG_NOSIGNAL);
+
+        if (r > 0) {
+            c->pp2_off += (uint8_t)r;
+            continue;
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            conn_arm(c, &c->up, EV_WRITE);
+            return;
+        }
+        snprintf(c->detail, sizeof(c->detail), "send PROXY header: %s",
+                 r < 0 ? strerror(errno) : "nothing sent");
+        DP_CTR_ADD(c->tgt->st->slot[c->w->idx].errors, 1);
+        conn_close(c, CONN_TERM_TARGET_ERROR);
+        return;
+    }
+    conn_arm(c, &c->up, 0);
+    ev_timer_stop(c->w->loop, &c->tmr);
+    conn_up_proceed(c);
+}
+
+static void conn_enter_proxy_hdr(struct conn *c)
+{
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof(local);
+    size_t n;
+
+    c->state = CONN_PROXY_HDR;
+    /* The destination is the address the client connected to. */
+    if (getsockname(c->cli.fd, (struct sockaddr *)&local, &ll) < 0)
+        memset(&local, 0, sizeof(local)); /* AF_UNSPEC: the header says UNSPEC */
+    n = pp2_build(c->pp2, sizeof(c->pp2), (const struct sockaddr *)&c->peer,
+                  (const struct sockaddr *)&local);
+    if (n == 0) {
+        conn_close(c, CONN_TERM_INTERNAL);
+        return;
+    }
+    c->pp2_len = (uint8_t)n;
+    c->pp2_off = 0;
+    conn_timer(c, c->lc->connect_timeout);
+    conn_proxy_hdr(c);
+}
+
+/* The target accepted: count it, then PROXY header, TLS or relay. */
 static void conn_up_ready(struct conn *c)
 {
     struct dp_ctr *t = &c->tgt->st->slot[c->w->idx];
@@ -600,10 +670,10 @@ static void conn_up_ready(struct conn *c)
     DP_CTR_ADD(t->total, 1);
     DP_CTR_ADD(t->active, 1);
     c->tgt_counted = 1;
-    if (c->tg->proto == TG_PROTO_TLS)
-        conn_enter_up_handshake(c);
+    if (c->tg->proxy_v2)
+        conn_enter_proxy_hdr(c);
     else
-        conn_enter_relay(c);
+        conn_up_proceed(c);
 }
 
 static void conn_connected(struct conn *c)
@@ -635,14 +705,25 @@ static void conn_connect_next(struct conn *c, enum conn_term why)
         const struct tg_target *t;
         int fd;
 
+        int refused = 0;
+
         if (c->up.fd >= 0)
             conn_target_failed(c);
         if (c->attempts >= CONN_MAX_ATTEMPTS ||
-            (t = tg_pick(c->tg, c->pick_start, c->attempts)) == NULL) {
+            (t = tg_choose(c->tg, c->w->idx, c->tried, c->attempts, &refused)) == NULL) {
+            if (refused) {
+                snprintf(c->detail, sizeof(c->detail), "no healthy target in target group %s",
+                         c->tg->id);
+                why = CONN_TERM_NO_TARGET;
+            } else if (c->attempts == 0) {
+                snprintf(c->detail, sizeof(c->detail), "target group %s has no usable target",
+                         c->tg->id);
+                why = CONN_TERM_NO_TARGET;
+            }
             conn_close(c, why);
             return;
         }
-        c->attempts++;
+        c->tried[c->attempts++] = t;
         c->tgt = t;
         fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
@@ -651,6 +732,8 @@ static void conn_connect_next(struct conn *c, enum conn_term why)
             return;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* Counted from connect start: least_conn sees connections in flight. */
+        atomic_fetch_add_explicit(&t->st->conns, 1, memory_order_relaxed);
         c->up.fd = fd;
         c->up.ops = &conn_plain_ops;
         if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) == 0) {
@@ -677,7 +760,6 @@ static void conn_enter_connect(struct conn *c, const struct tg *tg)
         conn_close(c, CONN_TERM_NO_TARGET);
         return;
     }
-    c->pick_start = tg_pick_start(tg, c->w->idx);
     c->attempts = 0;
     conn_connect_next(c, CONN_TERM_CONNECT_FAILED);
 }
@@ -866,6 +948,10 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (s == &c->up)
             conn_connected(c);
         break;
+    case CONN_PROXY_HDR:
+        if (s == &c->up)
+            conn_proxy_hdr(c);
+        break;
     case CONN_UP_HANDSHAKE:
         if (s == &c->up)
             conn_up_handshake(c);
@@ -892,6 +978,11 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         snprintf(c->detail, sizeof(c->detail), "connect to %.100s:%d timed out", c->tgt->host,
                  c->tgt->port);
         conn_connect_next(c, CONN_TERM_CONNECT_TIMEOUT);
+        break;
+    case CONN_PROXY_HDR:
+        snprintf(c->detail, sizeof(c->detail), "sending the PROXY header timed out");
+        DP_CTR_ADD(c->tgt->st->slot[c->w->idx].errors, 1);
+        conn_close(c, CONN_TERM_TARGET_ERROR);
         break;
     case CONN_UP_HANDSHAKE:
         snprintf(c->detail, sizeof(c->detail), "target handshake timed out");

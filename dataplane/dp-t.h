@@ -87,6 +87,7 @@ struct dp_worker {
     ev_prepare reap;                     /* frees connections closed during the last iteration */
     ev_timer accept_pause;               /* EMFILE: accepting resumes when it fires */
     ev_timer grace;                      /* shutdown: open connections get this long */
+    ev_timer drain;                      /* closes connections whose target's drain ended */
     _Atomic(struct dp_config *) pending; /* set by the main thread, taken by the worker */
     _Atomic int64_t served;              /* version this worker serves (read by the main thread) */
     _Atomic int stop;

@@ -443,7 +443,7 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
         if (dp_cli_ctx(b, tg, ca_id, err) < 0)
             return -1;
     }
-    return 0;
+    return tg_prepare(tg, b->cfg->nworkers, err);
 }
 
 static struct tg *dp_tg_find(struct dp_config *cfg, const char *id)

@@ -1,6 +1,7 @@
 /* dp_worker.c - worker threads: one ev_loop each, adopting published
  * configurations by pointer swap and answering the main thread. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,37 @@ static void dp_worker_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
         log_info("dp", "worker %d: grace period over, closing %zu connections", w->idx, w->n_conns);
     conn_close_all(w, CONN_TERM_SHUTDOWN);
     ev_break(w->loop, EVBREAK_ALL);
+}
+
+/* How often a worker looks for connections to targets whose deregistration
+ * delay ended: the close comes at most this late. */
+#define DP_DRAIN_PERIOD 0.25
+
+/* Close the connections whose target is draining and past its deadline
+ * (struct dp_stats.drain_until, set by the main thread). One relaxed load
+ * per connection per period. */
+static void dp_worker_drain_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct dp_worker *w = t->data;
+    int64_t now = 0;
+
+    (void)loop;
+    (void)revents;
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        int64_t until;
+
+        if (c->tgt == NULL || c->up.fd < 0 || c->state == CONN_CLOSING)
+            continue;
+        until = atomic_load_explicit(&c->tgt->st->drain_until, memory_order_relaxed);
+        if (until == 0)
+            continue;
+        if (now == 0)
+            now = dp_now_ms();
+        if (now < until)
+            continue;
+        snprintf(c->detail, sizeof(c->detail), "target %s deregistration delay over", c->tgt->id);
+        conn_close(c, CONN_TERM_DRAINED);
+    }
 }
 
 static void dp_worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -74,6 +106,7 @@ static void *dp_worker_main(void *arg)
     /* Stopped: whatever is still open goes now. */
     conn_close_all(w, CONN_TERM_SHUTDOWN);
     ev_timer_stop(w->loop, &w->grace);
+    ev_timer_stop(w->loop, &w->drain);
     ev_timer_stop(w->loop, &w->accept_pause);
     ev_prepare_stop(w->loop, &w->reap);
     ev_async_stop(w->loop, &w->wake);
@@ -117,6 +150,9 @@ int dp_workers_start(struct dp *dp, struct err *err)
          * accept-pause timer is initialised here, before the thread runs. */
         lsn_worker_init(w);
         ev_init(&w->grace, NULL);
+        ev_timer_init(&w->drain, dp_worker_drain_cb, DP_DRAIN_PERIOD, DP_DRAIN_PERIOD);
+        w->drain.data = w;
+        ev_timer_start(w->loop, &w->drain);
         /* Workers run with every signal blocked: SIGTERM is the main
          * thread's business. */
         sigfillset(&all);

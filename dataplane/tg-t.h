@@ -70,6 +70,11 @@ struct tg {
     size_t *eligible; /* indexes of targets that take new connections (weight > 0, resolved) */
     size_t n_eligible;
     struct tg_cursor *cursor; /* one per worker */
+    /* Smooth weighted round robin (nginx ngx_http_upstream_round_robin):
+     * worker i's current weight of target j is wrr[i * wrr_stride + j].
+     * Each worker writes only its own row (rows start on cache lines). */
+    int *wrr;
+    size_t wrr_stride;
     struct tg_hc hc;
     int dereg_delay_s;
     int proxy_v2;

@@ -1,17 +1,25 @@
-/* tg.h - target choice. Health, least_conn and draining (issue 8) plug in
- * here; the connection code only asks for "the k-th choice". */
+/* tg.h - target choice: round robin or least connections, by weight, over
+ * the healthy targets that are not draining; the connection code asks for
+ * one target per attempt and says which it already tried. */
 #ifndef PC_TG_H
 #define PC_TG_H
 
+#include "err-t.h"
 #include "tg-t.h"
 
-/* Start a choice for a new connection on worker 'widx': returns an opaque
- * start index (advances the worker's cursor). */
-unsigned tg_pick_start(const struct tg *tg, int widx);
+/* Allocate what choosing needs per worker (smooth weighted round-robin
+ * state) once the group's targets are built. Main thread, before the
+ * configuration is published. Returns 0 or -1. */
+int tg_prepare(struct tg *tg, int nworkers, struct err *err);
 
-/* The target for attempt 'attempt' (0, 1, ...) of a choice that started at
- * 'start', or NULL when every eligible target was tried. */
-const struct tg_target *tg_pick(const struct tg *tg, unsigned start, unsigned attempt);
+/* The target for the next connect attempt of a connection on worker
+ * 'widx', never one of the 'n_tried' targets in 'tried'. NULL when none is
+ * left; then '*refused' is 1 if that is because the group has a health
+ * check, no healthy target and fail_open false. Worker thread: touches only
+ * its own slot of the choice state. O(targets). */
+const struct tg_target *tg_choose(const struct tg *tg, int widx,
+                                  const struct tg_target *const *tried, unsigned n_tried,
+                                  int *refused);
 
 /* Release what a target group owns (not the struct itself). */
 void tg_free(struct tg *tg);

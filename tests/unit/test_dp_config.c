@@ -122,12 +122,16 @@ static void test_defaults_and_targets(void **state)
     assert_int_equal(tg->n_targets, 3);
     assert_int_equal(tg->n_eligible, 2);
     {
-        unsigned s0 = tg_pick_start(tg, 0), s1 = tg_pick_start(tg, 0);
-        const struct tg_target *a = tg_pick(tg, s0, 0), *b = tg_pick(tg, s1, 0);
-        assert_ptr_not_equal(a, b); /* round robin */
-        assert_ptr_equal(tg_pick(tg, s0, 1), b);
-        assert_null(tg_pick(tg, s0, 2)); /* every eligible target tried */
-        assert_int_equal(a->weight > 0 && b->weight > 0, 1);
+        const struct tg_target *tried[3];
+        int refused;
+        tried[0] = tg_choose(tg, 0, tried, 0, &refused);
+        tried[1] = tg_choose(tg, 0, tried, 1, &refused);
+        assert_non_null(tried[0]);
+        assert_non_null(tried[1]);
+        assert_ptr_not_equal(tried[0], tried[1]);
+        assert_null(tg_choose(tg, 0, tried, 2, &refused)); /* every eligible target tried */
+        assert_int_equal(refused, 0);
+        assert_int_equal(tried[0]->weight > 0 && tried[1]->weight > 0, 1);
     }
     dp_config_unref(cfg);
     freedp(dp);
