@@ -334,6 +334,19 @@ static const char *api_route_name(enum api_route r)
     }
 }
 
+/* The snapshot of version 'v'. Replacing a certificate's contents (PUT)
+ * changes nothing but its reference: proxies serving 'base' get a delta
+ * (api-docs/control-channel.md "snapshot_delta"), not 10,000 references. */
+static int api_snap(struct api *a, const struct api_req *r, const struct api_out *o, int64_t v,
+                    int64_t base, cJSON **snap, struct err *err)
+{
+    const cJSON *id = o->body ? cJSON_GetObjectItem(o->body, "id") : NULL;
+
+    if (r->route == R_CERT && strcmp(r->method, "PUT") == 0 && cJSON_IsString(id) && base > 0)
+        return snap_build_delta(a->w, v, base, id->valuestring, snap, err);
+    return snap_build(a->w, v, snap, err);
+}
+
 /* Run one configuration change: BEGIN; handler; bump the version; build
  * the snapshot from the transaction's view; publish; COMMIT, or ROLLBACK
  * on a NACK (and resend the previous configuration under a new version to
@@ -354,7 +367,8 @@ static int api_change(struct api *a, struct api_req *r, api_write_fn fn, const c
     if (fn(a, a->w, r, in, o, err) < 0)
         goto rollback;
     v = a->last_version + 1;
-    if (store_set_versions(a->w, v, v, err) < 0 || snap_build(a->w, v, &snap, err) < 0 ||
+    if (store_set_versions(a->w, v, v, err) < 0 ||
+        api_snap(a, r, o, v, committed, &snap, err) < 0 ||
         snap_pub_publish(a->pub, a->w, snap, v, &res, err) < 0)
         goto rollback;
     a->last_version = v;

@@ -126,6 +126,45 @@ out:
     return rc;
 }
 
+int snap_build_delta(struct store *st, int64_t version, int64_t base_version, const char *cert_id,
+                     cJSON **out, struct err *err)
+{
+    struct store_cert c;
+    cJSON *d, *certs, *lsns = cJSON_CreateArray(), *tgs = cJSON_CreateArray(), *o;
+    int rc;
+
+    *out = NULL;
+    rc = store_cert_get(st, cert_id, 0, &c, err);
+    if (rc == 0)
+        err_set(err, ERR_INTERNAL, "store_error", NULL, "no certificate %s", cert_id);
+    if (rc <= 0 || store_cert_users(st, cert_id, lsns, tgs, err) < 0) {
+        if (rc > 0)
+            store_cert_clear(&c);
+        cJSON_Delete(lsns);
+        cJSON_Delete(tgs);
+        return -1;
+    }
+    d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "type", "snapshot_delta");
+    cJSON_AddNumberToObject(d, "version", (double)version);
+    cJSON_AddNumberToObject(d, "base_version", (double)base_version);
+    certs = cJSON_AddArrayToObject(d, "certificates");
+    /* An unreferenced certificate is not in any snapshot: nothing changes
+     * but the version. */
+    if (cJSON_GetArraySize(lsns) > 0 || cJSON_GetArraySize(tgs) > 0) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", c.id);
+        cJSON_AddNumberToObject(o, "version", (double)c.version);
+        cJSON_AddStringToObject(o, "sha256", c.sha256);
+        cJSON_AddItemToArray(certs, o);
+    }
+    store_cert_clear(&c);
+    cJSON_Delete(lsns);
+    cJSON_Delete(tgs);
+    *out = d;
+    return 0;
+}
+
 int snap_cert_frame(struct store *st, const struct cs_master *mk, const char *id, char **frame,
                     size_t *len, struct err *err)
 {
@@ -222,6 +261,7 @@ enum snap_res {
     SNAP_R_ACK,
     SNAP_R_NACK,
     SNAP_R_GONE,
+    SNAP_R_RESYNC, /* needs the full snapshot of the publication (no delta) */
 };
 
 struct snap_buf {
@@ -246,6 +286,15 @@ struct snap_peer {
     struct sha_set held;    /* certificate bodies the proxy has */
     struct sha_set sent;    /* bodies sent since its last ack */
     struct sha_set pending; /* certificates of the awaited snapshot */
+    /* The references {id, version, sha256} of the applied snapshot, sorted
+     * by id (refs_ok once a full snapshot was acked), and those of the
+     * awaited one (all of a full snapshot, or the changed ones of a
+     * delta). After a delta's ack 'held' is stale: it is rebuilt from
+     * 'refs' when a full snapshot needs it (snap_held()). */
+    struct store_cert_ref *refs, *prefs;
+    size_t n_refs, n_prefs;
+    int refs_ok, pend_delta, held_stale;
+    int delta_ok; /* gets the delta of the publication in flight */
     struct wire_dec dec;
     struct snap_buf *outq, *outq_tail;
     size_t out_bytes;
@@ -314,6 +363,64 @@ static int snap_enqueue(struct snap_peer *pe, const char *data, size_t len)
     return 0;
 }
 
+static void snap_refs_clear(struct snap_peer *pe)
+{
+    free(pe->refs);
+    free(pe->prefs);
+    pe->refs = pe->prefs = NULL;
+    pe->n_refs = pe->n_prefs = 0;
+    pe->refs_ok = pe->pend_delta = pe->held_stale = 0;
+}
+
+static int snap_ref_sort(const void *a, const void *b)
+{
+    return strcmp(((const struct store_cert_ref *)a)->id, ((const struct store_cert_ref *)b)->id);
+}
+
+/* 'held' up to date with 'refs' (after deltas). */
+static void snap_held(struct snap_peer *pe)
+{
+    if (!pe->held_stale)
+        return;
+    sha_clear(&pe->held);
+    for (size_t i = 0; i < pe->n_refs; i++)
+        sha_push(&pe->held, pe->refs[i].sha256);
+    pe->held_stale = 0;
+}
+
+/* Whether the proxy holds body 'sha', without rebuilding a stale 'held'
+ * (a rotation must not pay O(C log C)). */
+static int snap_holds(struct snap_peer *pe, const char *sha)
+{
+    if (!pe->held_stale)
+        return sha_has(&pe->held, sha);
+    for (size_t i = 0; i < pe->n_refs; i++)
+        if (strcmp(pe->refs[i].sha256, sha) == 0)
+            return 1;
+    return 0;
+}
+
+/* 'snap''s references as a sorted array (NULL on failure: no delta then). */
+static struct store_cert_ref *snap_refs_of(const cJSON *snap, size_t *n)
+{
+    const cJSON *arr = cJSON_GetObjectItem(snap, "certificates"), *c;
+    struct store_cert_ref *v = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*v));
+
+    *n = 0;
+    if (v == NULL)
+        return NULL;
+    cJSON_ArrayForEach(c, arr)
+    {
+        struct store_cert_ref *r = &v[(*n)++];
+
+        snprintf(r->id, sizeof(r->id), "%s", cJSON_GetObjectItem(c, "id")->valuestring);
+        snprintf(r->sha256, sizeof(r->sha256), "%s", cJSON_GetObjectItem(c, "sha256")->valuestring);
+        r->version = (int64_t)cJSON_GetObjectItem(c, "version")->valuedouble;
+    }
+    qsort(v, *n, sizeof(*v), snap_ref_sort);
+    return v;
+}
+
 static void snap_outq_free(struct snap_peer *pe)
 {
     struct snap_buf *b, *n;
@@ -341,9 +448,10 @@ static void snap_disconnect(struct snap_pub *p, struct snap_peer *pe, const char
     sha_clear(&pe->held);
     sha_clear(&pe->sent);
     sha_clear(&pe->pending);
+    snap_refs_clear(pe);
     cJSON_Delete(pe->stats);
     pe->stats = NULL;
-    if (pe->result == SNAP_R_PENDING)
+    if (pe->result == SNAP_R_PENDING || pe->result == SNAP_R_RESYNC)
         pe->result = SNAP_R_GONE;
     pe->awaiting = 0;
     pe->needs_sync = 0;
@@ -360,6 +468,7 @@ static void snap_peer_free(struct snap_peer *pe)
     sha_clear(&pe->held);
     sha_clear(&pe->sent);
     sha_clear(&pe->pending);
+    snap_refs_clear(pe);
     cJSON_Delete(pe->stats);
     free(pe);
 }
@@ -484,9 +593,37 @@ static void snap_frame(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
         if (ver != pe->awaiting || ver <= 0)
             return;
         pe->applied_version = ver;
-        sha_clear(&pe->held);
-        pe->held = pe->pending;
-        memset(&pe->pending, 0, sizeof(pe->pending));
+        if (pe->pend_delta) {
+            /* Patch the references in place; 'held' follows lazily. */
+            for (size_t i = 0; i < pe->n_prefs; i++) {
+                struct store_cert_ref *r = pe->n_refs ? bsearch(&pe->prefs[i], pe->refs, pe->n_refs,
+                                                                sizeof(*r), snap_ref_sort)
+                                                      : NULL;
+                if (r != NULL)
+                    *r = pe->prefs[i];
+            }
+            free(pe->prefs);
+            pe->held_stale = 1;
+            if (!pe->refs_ok) {
+                free(pe->refs);
+                pe->refs = NULL;
+                pe->n_refs = 0;
+                pe->held_stale = 0;
+                sha_clear(&pe->held); /* unknown: assume nothing, resend all */
+            }
+        } else {
+            sha_clear(&pe->held);
+            pe->held = pe->pending;
+            memset(&pe->pending, 0, sizeof(pe->pending));
+            free(pe->refs);
+            pe->refs = pe->prefs;
+            pe->n_refs = pe->n_prefs;
+            pe->refs_ok = pe->refs != NULL;
+            pe->held_stale = 0;
+        }
+        pe->prefs = NULL;
+        pe->n_prefs = 0;
+        pe->pend_delta = 0;
         sha_clear(&pe->sent);
         pe->awaiting = 0;
         pe->last_error[0] = '\0';
@@ -496,20 +633,35 @@ static void snap_frame(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
         pthread_cond_broadcast(&p->cv);
     } else if (strcmp(type, "nack") == 0) {
         const cJSON *e = cJSON_GetObjectItem(f, "error");
+        /* A delta the proxy cannot apply to what it serves: it wants the
+         * full snapshot of the same version, which is not a refusal. */
+        int resync = pe->pend_delta && cJSON_IsTrue(cJSON_GetObjectItem(f, "resync"));
 
-        snprintf(pe->last_error, sizeof(pe->last_error), "%s",
-                 cJSON_IsString(e) ? e->valuestring : "refused");
-        log_warn("snap", "proxy %s refused version %lld: %s", pe->node_id, (long long)ver,
-                 pe->last_error);
+        if (resync) {
+            log_info("snap", "proxy %s asks for the full snapshot %lld: %s", pe->node_id,
+                     (long long)ver, cJSON_IsString(e) ? e->valuestring : "");
+        } else {
+            snprintf(pe->last_error, sizeof(pe->last_error), "%s",
+                     cJSON_IsString(e) ? e->valuestring : "refused");
+            log_warn("snap", "proxy %s refused version %lld: %s", pe->node_id, (long long)ver,
+                     pe->last_error);
+        }
         if (ver != pe->awaiting || ver <= 0)
             return;
+        snap_held(pe);
         for (size_t i = 0; i < pe->sent.n; i++)
             sha_push(&pe->held, pe->sent.v[i]);
         sha_clear(&pe->sent);
         sha_clear(&pe->pending);
+        free(pe->prefs);
+        pe->prefs = NULL;
+        pe->n_prefs = 0;
+        pe->pend_delta = 0;
+        if (resync)
+            pe->refs_ok = 0; /* its state is not what we thought: no more deltas */
         pe->awaiting = 0;
         if (pe->result == SNAP_R_PENDING)
-            pe->result = SNAP_R_NACK;
+            pe->result = resync ? SNAP_R_RESYNC : SNAP_R_NACK;
         pthread_cond_broadcast(&p->cv);
     } else if (strcmp(type, "health") == 0) {
         snap_health_put(p, pe->node_id, f);
@@ -607,12 +759,40 @@ static void snap_frames_free(struct snap_frames *fr)
     memset(fr, 0, sizeof(*fr));
 }
 
-/* Collect in 'ids' (parallel 'shas') the certificates of 'snap' that some
- * peer selected by 'want' lacks. Under mu. */
-static void snap_missing(struct snap_pub *p, const cJSON *snap, int only_req, cJSON *ids)
+/* Which peers snap_missing() looks at. */
+enum snap_want {
+    SNAP_W_SYNC,   /* needs_sync: the committed snapshot */
+    SNAP_W_FULL,   /* in the publication, full snapshot (no delta) */
+    SNAP_W_DELTA,  /* in the publication, the delta */
+    SNAP_W_RESYNC, /* in the publication, asked for the full snapshot */
+};
+
+static int snap_wanted(const struct snap_peer *pe, enum snap_want want)
+{
+    if (pe->fd < 0 || !pe->hello)
+        return 0;
+    switch (want) {
+    case SNAP_W_SYNC:
+        return pe->needs_sync;
+    case SNAP_W_FULL:
+        return pe->in_req && !pe->delta_ok;
+    case SNAP_W_DELTA:
+        return pe->in_req && pe->delta_ok;
+    case SNAP_W_RESYNC:
+        return pe->in_req && pe->result == SNAP_R_RESYNC;
+    }
+    return 0;
+}
+
+/* Collect in 'ids' the certificates of 'snap' (a snapshot or a delta) that
+ * some peer selected by 'want' lacks. Under mu. */
+static void snap_missing(struct snap_pub *p, const cJSON *snap, enum snap_want want, cJSON *ids)
 {
     const cJSON *c;
 
+    for (size_t i = 0; want != SNAP_W_DELTA && i < p->n_peers; i++)
+        if (snap_wanted(p->peers[i], want))
+            snap_held(p->peers[i]);
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
     {
         const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
@@ -620,9 +800,9 @@ static void snap_missing(struct snap_pub *p, const cJSON *snap, int only_req, cJ
         for (size_t i = 0; i < p->n_peers; i++) {
             struct snap_peer *pe = p->peers[i];
 
-            if (pe->fd < 0 || !pe->hello || (only_req ? !pe->in_req : !pe->needs_sync))
+            if (!snap_wanted(pe, want))
                 continue;
-            if (!sha_has(&pe->held, sha)) {
+            if (!snap_holds(pe, sha)) {
                 cJSON *o = cJSON_CreateObject();
 
                 cJSON_AddStringToObject(o, "id", cJSON_GetObjectItem(c, "id")->valuestring);
@@ -677,8 +857,10 @@ static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
                       const struct snap_frames *fr, const char *frame, size_t frame_len)
 {
     const cJSON *c;
-    size_t n_sent = pe->sent.n;
+    size_t n_sent;
 
+    snap_held(pe);
+    n_sent = pe->sent.n;
     sha_clear(&pe->pending);
     (void)sha_has(&pe->sent, ""); /* sort it once, before the loop appends */
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
@@ -700,6 +882,51 @@ static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
         }
     }
     snap_enqueue(pe, frame, frame_len);
+    free(pe->prefs);
+    pe->prefs = snap_refs_of(snap, &pe->n_prefs);
+    pe->pend_delta = 0;
+    pe->sent_version = version;
+    pe->awaiting = version;
+    pe->needs_sync = 0;
+}
+
+/* Queue the delta 'delta' (and the bodies 'pe' lacks) to 'pe', which serves
+ * the delta's base version. Under mu. */
+static void snap_send_delta(struct snap_peer *pe, const cJSON *delta, int64_t version,
+                            const struct snap_frames *fr, const char *frame, size_t frame_len)
+{
+    const cJSON *c;
+    size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(delta, "certificates"));
+
+    free(pe->prefs);
+    pe->prefs = calloc(n + 1, sizeof(*pe->prefs));
+    pe->n_prefs = 0;
+    if (pe->prefs == NULL)
+        pe->refs_ok = 0; /* cannot follow this delta: forget what it holds at the ack */
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(delta, "certificates"))
+    {
+        const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
+        const char *const *hit;
+
+        if (pe->prefs != NULL) {
+            struct store_cert_ref *r = &pe->prefs[pe->n_prefs++];
+
+            snprintf(r->id, sizeof(r->id), "%s", cJSON_GetObjectItem(c, "id")->valuestring);
+            snprintf(r->sha256, sizeof(r->sha256), "%s", sha);
+            r->version = (int64_t)cJSON_GetObjectItem(c, "version")->valuedouble;
+        }
+        if (snap_holds(pe, sha))
+            continue;
+        hit = fr->n ? bsearch(sha, fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_fr_cmp) : NULL;
+        if (hit != NULL) {
+            size_t i = (size_t)(*hit - fr->sha[0]) / sizeof(fr->sha[0]);
+
+            if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
+                sha_push(&pe->sent, sha);
+        }
+    }
+    snap_enqueue(pe, frame, frame_len);
+    pe->pend_delta = 1;
     pe->sent_version = version;
     pe->awaiting = version;
     pe->needs_sync = 0;
@@ -727,7 +954,7 @@ static void snap_sync(struct snap_pub *p)
         goto out;
     if (store_versions(p->rd, &cv, &lv, &err) < 0 || snap_build(p->rd, cv, &snap, &err) < 0)
         goto out;
-    snap_missing(p, snap, 0, ids);
+    snap_missing(p, snap, SNAP_W_SYNC, ids);
     if (snap_frames_load(p->rd, p->mk, ids, &fr, &err) < 0 ||
         wire_encode(snap, 0, &frame, &frame_len, &err) < 0)
         goto out;
@@ -953,46 +1180,84 @@ void snap_pub_end(struct snap_pub *p, int64_t committed_version)
     snap_wake(p);
 }
 
+/* Load the frames of what the peers selected by 'want' lack of 'snap', then
+ * queue 'snap' (a delta when 'delta') to them. Frames are read and keys
+ * decrypted outside the lock: status reads go on. Called and returns under
+ * mu. */
+static int snap_pub_queue(struct snap_pub *p, struct store *st, const cJSON *snap, int delta,
+                          int64_t version, enum snap_want want, const char *frame, size_t frame_len,
+                          struct snap_result *res, struct err *err)
+{
+    struct snap_frames fr = {0};
+    cJSON *ids = cJSON_CreateArray();
+    int rc;
+
+    snap_missing(p, snap, want, ids);
+    pthread_mutex_unlock(&p->mu);
+    rc = snap_frames_load(st, p->mk, ids, &fr, err);
+    pthread_mutex_lock(&p->mu);
+    cJSON_Delete(ids);
+    if (rc < 0)
+        return -1;
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        if (!pe->in_req || (pe->fd >= 0 && !snap_wanted(pe, want)))
+            continue;
+        if (pe->fd < 0) {
+            if (pe->result == SNAP_R_PENDING || pe->result == SNAP_R_RESYNC)
+                pe->result = SNAP_R_GONE;
+            continue;
+        }
+        if (delta)
+            snap_send_delta(pe, snap, version, &fr, frame, frame_len);
+        else
+            snap_send(pe, snap, version, &fr, frame, frame_len);
+        if (want != SNAP_W_RESYNC)
+            res->n_proxies++;
+        pe->result = SNAP_R_PENDING;
+    }
+    snap_frames_free(&fr);
+    snap_wake(p);
+    return 0;
+}
+
 int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot, int64_t version,
                      struct snap_result *res, struct err *err)
 {
-    struct snap_frames fr = {0};
+    const cJSON *t = cJSON_GetObjectItem(snapshot, "type");
+    const cJSON *bv = cJSON_GetObjectItem(snapshot, "base_version");
+    int delta = cJSON_IsString(t) && strcmp(t->valuestring, "snapshot_delta") == 0;
+    int64_t base = cJSON_IsNumber(bv) ? (int64_t)bv->valuedouble : -1;
     struct timespec dl;
-    cJSON *ids = cJSON_CreateArray();
-    char *frame = NULL;
-    size_t frame_len = 0;
-    int rc = -1, waiting;
+    cJSON *full = NULL;
+    char *frame = NULL, *full_frame = NULL;
+    size_t frame_len = 0, full_len = 0;
+    int rc = -1, waiting, n_full = 0;
 
     memset(res, 0, sizeof(*res));
     res->not_applied = cJSON_CreateArray();
     if (wire_encode(snapshot, 0, &frame, &frame_len, err) < 0)
-        goto out;
+        return -1;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; i < p->n_peers; i++) {
         struct snap_peer *pe = p->peers[i];
 
         pe->in_req = pe->fd >= 0 && pe->hello;
         pe->result = pe->in_req ? SNAP_R_PENDING : SNAP_R_NONE;
-    }
-    snap_missing(p, snapshot, 1, ids);
-    pthread_mutex_unlock(&p->mu);
-    /* Decrypting keys happens outside the lock: status reads go on. */
-    if (snap_frames_load(st, p->mk, ids, &fr, err) < 0)
-        goto out;
-    pthread_mutex_lock(&p->mu);
-    for (size_t i = 0; i < p->n_peers; i++) {
-        struct snap_peer *pe = p->peers[i];
-
-        if (!pe->in_req)
-            continue;
-        if (pe->fd < 0) {
-            pe->result = SNAP_R_GONE;
-            continue;
+        /* A delta only applies to the base it was made from, on a proxy
+         * whose references we know and that awaits nothing else. */
+        pe->delta_ok = delta && pe->in_req && pe->refs_ok && pe->awaiting == 0 && !pe->needs_sync &&
+                       pe->applied_version == base;
+        if (delta && pe->in_req && !pe->delta_ok) {
+            pe->result = SNAP_R_RESYNC;
+            n_full++;
         }
-        snap_send(pe, snapshot, version, &fr, frame, frame_len);
-        res->n_proxies++;
     }
-    snap_wake(p);
+    if (snap_pub_queue(p, st, snapshot, delta, version, delta ? SNAP_W_DELTA : SNAP_W_FULL, frame,
+                       frame_len, res, err) < 0)
+        goto unlock;
+    res->n_proxies += n_full;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += p->ack_timeout_ms / 1000;
     dl.tv_nsec += (long)(p->ack_timeout_ms % 1000) * 1000000L;
@@ -1001,10 +1266,36 @@ int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot
         dl.tv_nsec -= 1000000000L;
     }
     for (;;) {
+        int resync = 0;
+
         waiting = 0;
-        for (size_t i = 0; i < p->n_peers; i++)
-            if (p->peers[i]->in_req && p->peers[i]->result == SNAP_R_PENDING)
+        for (size_t i = 0; i < p->n_peers; i++) {
+            if (!p->peers[i]->in_req)
+                continue;
+            if (p->peers[i]->result == SNAP_R_PENDING)
                 waiting = 1;
+            if (p->peers[i]->result == SNAP_R_RESYNC)
+                resync = 1;
+        }
+        if (resync) {
+            /* The full snapshot of this version, built from the caller's
+             * transaction (what a delta would have produced). */
+            if (full == NULL) {
+                pthread_mutex_unlock(&p->mu);
+                rc = snap_build(st, version, &full, err) < 0 ||
+                             wire_encode(full, 0, &full_frame, &full_len, err) < 0
+                         ? -1
+                         : 0;
+                pthread_mutex_lock(&p->mu);
+                if (rc < 0)
+                    goto unlock;
+                rc = -1;
+            }
+            if (snap_pub_queue(p, st, full, 0, version, SNAP_W_RESYNC, full_frame, full_len, res,
+                               err) < 0)
+                goto unlock;
+            continue;
+        }
         if (!waiting || pthread_cond_timedwait(&p->cv, &p->mu, &dl) != 0)
             break;
     }
@@ -1025,6 +1316,7 @@ int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot
             res->nacked = 1;
             break;
         case SNAP_R_PENDING:
+        case SNAP_R_RESYNC:
             /* One hung proxy never blocks the API: drop it; it resynchronises. */
             pe->drop = 1;
             pe->result = SNAP_R_GONE;
@@ -1036,13 +1328,18 @@ int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot
             break;
         }
     }
+    rc = 0;
+unlock:
+    if (rc < 0)
+        for (size_t i = 0; i < p->n_peers; i++)
+            if (p->peers[i]->in_req &&
+                (p->peers[i]->result == SNAP_R_PENDING || p->peers[i]->result == SNAP_R_RESYNC))
+                p->peers[i]->drop = 1; /* left in an unknown state: resynchronise it */
     pthread_mutex_unlock(&p->mu);
     snap_wake(p);
-    rc = 0;
-out:
     wire_frame_free(frame, frame_len);
-    snap_frames_free(&fr);
-    cJSON_Delete(ids);
+    wire_frame_free(full_frame, full_len);
+    cJSON_Delete(full);
     return rc;
 }
 

@@ -47,6 +47,15 @@ void snap_result_clear(struct snap_result *r);
  * transaction: the transaction's view). '*out' is owned by the caller. */
 int snap_build(struct store *st, int64_t version, cJSON **out, struct err *err);
 
+/* Build the "snapshot_delta" of 'version' for a change that only replaced
+ * the contents of certificate 'cert_id' (PUT): the proxies serving
+ * 'base_version' get it instead of the whole snapshot
+ * (api-docs/control-channel.md). snap_pub_publish() takes it like a
+ * snapshot and sends the full one, built through the same 'st', to the
+ * proxies that cannot apply it. '*out' is owned by the caller. */
+int snap_build_delta(struct store *st, int64_t version, int64_t base_version, const char *cert_id,
+                     cJSON **out, struct err *err);
+
 /* The encoded "certificate" frame of certificate 'id', key decrypted with
  * 'mk'. '*frame' holds key material: release it with wire_frame_free(). */
 int snap_cert_frame(struct store *st, const struct cs_master *mk, const char *id, char **frame,

@@ -128,7 +128,8 @@ struct dp {
     /* configurations */
     struct dp_config *cur;        /* serving (every worker has it); ref held */
     struct dp_config *publishing; /* published, not every worker switched yet; ref held */
-    struct cJSON *pub_snap;       /* the snapshot being published */
+    struct cJSON *pub_snap;       /* the snapshot being published (NULL for a delta) */
+    struct cJSON *cur_snap;       /* the snapshot 'cur' was built from (deltas patch it) */
     struct cJSON *queued;         /* a snapshot received while publishing */
     struct dp_stats *stats[DP_STATS_BUCKETS];
     int stopping;

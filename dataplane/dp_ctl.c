@@ -290,6 +290,20 @@ static void dp_ctl_nack(struct dp *dp, int64_t version, const char *error)
     dp_ctl_send(dp, f);
 }
 
+/* Refuse delta 'version' and ask for the full snapshot of that version. */
+static void dp_ctl_resync(struct dp *dp, int64_t version, const char *error)
+{
+    cJSON *f = cJSON_CreateObject();
+
+    log_info("dp", "snapshot_delta %lld: %s; asking for the full snapshot", (long long)version,
+             error);
+    cJSON_AddStringToObject(f, "type", "nack");
+    cJSON_AddNumberToObject(f, "version", (double)version);
+    cJSON_AddStringToObject(f, "error", error);
+    cJSON_AddBoolToObject(f, "resync", 1);
+    dp_ctl_send(dp, f);
+}
+
 static void dp_ctl_hello(struct dp *dp)
 {
     cJSON *f = cJSON_CreateObject(), *certs;
@@ -315,13 +329,147 @@ static void dp_ctl_snapshot(struct dp *dp, cJSON *snap)
     dp_ctl_apply(dp, snap);
 }
 
+/* Most certificates one delta may change (the control plane sends one). */
+#define DP_DELTA_MAX 1024
+
+/* What a delta changed in the current snapshot, to undo it on failure. */
+struct dp_undo {
+    cJSON *ref; /* the reference object in dp->cur_snap */
+    char sha256[65];
+    double version;
+};
+
+/* Set reference 'r''s sha256 and version (members the build checked). */
+static int dp_ref_set(cJSON *r, const char *sha, double version)
+{
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(r, "sha256");
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "version");
+
+    if (!cJSON_IsString(s) || cJSON_SetValuestring(s, sha) == NULL)
+        return -1;
+    if (cJSON_IsNumber(v))
+        cJSON_SetNumberValue(v, version);
+    else if (cJSON_AddNumberToObject(r, "version", version) == NULL)
+        return -1;
+    return 0;
+}
+
+static void dp_undo(struct dp_undo *u, size_t n)
+{
+    while (n-- > 0)
+        (void)dp_ref_set(u[n].ref, u[n].sha256, u[n].version);
+}
+
+/* A snapshot_delta: the current snapshot with some certificate references
+ * replaced. It is patched in place and rebuilt (every SSL_CTX but the
+ * changed ones reused, listener sockets kept); a failure restores it and
+ * NACKs. Applies only on top of base_version, else the control plane is
+ * asked for the full snapshot (nack with resync). */
+static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "version");
+    const cJSON *bv = cJSON_GetObjectItemCaseSensitive(d, "base_version");
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(d, "certificates"), *it;
+    int64_t version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+    int64_t base = cJSON_IsNumber(bv) ? (int64_t)bv->valuedouble : -1;
+    cJSON *snap = dp->cur_snap, *refs;
+    struct dp_undo *u = NULL;
+    struct dp_config *cfg = NULL;
+    struct err e = {0};
+    size_t n = 0;
+    char why[160];
+
+    if (version <= 0 || !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > DP_DELTA_MAX) {
+        dp_ctl_nack(dp, version, "snapshot_delta: bad version or certificates");
+        goto out;
+    }
+    if (dp->cur != NULL && version == dp->cur->version) {
+        dp_ctl_ack(dp, version);
+        goto out;
+    }
+    if (dp->cur == NULL || snap == NULL || dp->cur->version != base) {
+        snprintf(why, sizeof(why), "base version %lld is not the served version %lld",
+                 (long long)base, dp->cur ? (long long)dp->cur->version : 0LL);
+        dp_ctl_resync(dp, version, why);
+        goto out;
+    }
+    refs = cJSON_GetObjectItemCaseSensitive(snap, "certificates");
+    u = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*u));
+    if (u == NULL) {
+        dp_ctl_nack(dp, version, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(it, arr)
+    {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id"));
+        const char *sha = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "sha256"));
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(it, "version");
+        const char *osha;
+        cJSON *r;
+
+        if (id == NULL || sha == NULL || sha[0] == '\0' || strlen(sha) > 64 ||
+            !cJSON_IsNumber(ver)) {
+            dp_undo(u, n);
+            dp_ctl_nack(dp, version, "snapshot_delta: bad certificate reference");
+            goto out;
+        }
+        cJSON_ArrayForEach(r, dp_arr(refs))
+        {
+            const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "id"));
+            if (rid != NULL && strcmp(rid, id) == 0)
+                break;
+        }
+        osha = r ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "sha256")) : NULL;
+        if (osha == NULL) {
+            /* Our snapshot is not the one the delta was made from. */
+            dp_undo(u, n);
+            snprintf(why, sizeof(why), "certificate %.32s is not in snapshot %lld", id,
+                     (long long)base);
+            dp_ctl_resync(dp, version, why);
+            goto out;
+        }
+        u[n].ref = r;
+        snprintf(u[n].sha256, sizeof(u[n].sha256), "%s", osha);
+        v = cJSON_GetObjectItemCaseSensitive(r, "version");
+        u[n].version = cJSON_IsNumber(v) ? v->valuedouble : 0;
+        n++;
+        if (dp_ref_set(r, sha, ver->valuedouble) < 0) {
+            dp_undo(u, n);
+            dp_ctl_nack(dp, version, "out of memory");
+            goto out;
+        }
+    }
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(snap, "version"), (double)version);
+    if (dp_config_build(dp, snap, dp->cur, &cfg, &e) < 0) {
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(snap, "version"), (double)base);
+        dp_undo(u, n);
+        log_warn("dp", "snapshot_delta %lld refused: %s", (long long)version, e.message);
+        dp_ctl_nack(dp, version, e.message);
+        goto out;
+    }
+    log_info("dp", "snapshot_delta %lld built on %lld: %zu listeners, %zu TLS contexts",
+             (long long)version, (long long)base, cfg->n_lsns, cfg->n_ctxs);
+    dp->publishing = cfg;
+    cJSON_Delete(dp->pub_snap);
+    dp->pub_snap = NULL; /* cur_snap is already the new one */
+    dp_workers_publish(dp, cfg);
+out:
+    free(u);
+    cJSON_Delete(d);
+}
+
 static void dp_ctl_apply(struct dp *dp, cJSON *snap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(snap, "version");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(snap, "type");
     int64_t version = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
     struct dp_config *cfg = NULL;
     struct err e = {0};
 
+    if (cJSON_IsString(t) && strcmp(t->valuestring, "snapshot_delta") == 0) {
+        dp_ctl_apply_delta(dp, snap);
+        return;
+    }
     if (dp->cur != NULL && version == dp->cur->version) {
         log_info("dp", "snapshot %lld already served", (long long)version);
         dp_ctl_ack(dp, version);
@@ -352,9 +500,12 @@ static void dp_ctl_published(struct dp *dp)
     dp->publishing = NULL;
     dp_config_close_unused(old, dp->cur);
     dp_config_unref(old);
-    dp_certs_keep(dp, dp->pub_snap);
-    cJSON_Delete(dp->pub_snap);
-    dp->pub_snap = NULL;
+    if (dp->pub_snap != NULL) {
+        cJSON_Delete(dp->cur_snap);
+        dp->cur_snap = dp->pub_snap;
+        dp->pub_snap = NULL;
+    }
+    dp_certs_keep(dp, dp->cur_snap);
     dp_stats_prune(dp);
     log_info("dp", "snapshot %lld applied by %d workers", (long long)dp->cur->version,
              dp->nworkers);
@@ -394,7 +545,7 @@ static void dp_ctl_frame(struct dp *dp, cJSON *f)
         cJSON_Delete(f);
         return;
     }
-    if (strcmp(type, "snapshot") == 0) {
+    if (strcmp(type, "snapshot") == 0 || strcmp(type, "snapshot_delta") == 0) {
         dp_ctl_snapshot(dp, f); /* takes f */
         return;
     }
@@ -531,4 +682,6 @@ void dp_ctl_free(struct dp *dp)
     dp->queued = NULL;
     cJSON_Delete(dp->pub_snap);
     dp->pub_snap = NULL;
+    cJSON_Delete(dp->cur_snap);
+    dp->cur_snap = NULL;
 }

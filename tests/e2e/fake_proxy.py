@@ -5,6 +5,8 @@ Connects, sends hello, and answers every snapshot according to the mode:
   ack    acknowledge it
   nack   refuse it with --nack-error
   never  say nothing (a hung proxy)
+  resync acknowledge full snapshots; answer a snapshot_delta with
+         nack {resync: true} (a proxy that cannot apply deltas)
 The mode is re-read from --mode-file (when given and present) before each
 answer, so a test can change it while the proxy runs.
 
@@ -43,7 +45,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--socket", required=True)
     ap.add_argument("--node-id", default="fake-1")
-    ap.add_argument("--mode", default="ack", choices=["ack", "nack", "never"])
+    ap.add_argument("--mode", default="ack", choices=["ack", "nack", "never", "resync"])
     ap.add_argument("--mode-file")
     ap.add_argument("--nack-error", default="fake proxy refuses this snapshot")
     ap.add_argument("--log", required=True)
@@ -88,13 +90,16 @@ def main():
                 log.write(json.dumps(rec) + "\n")
                 continue
             log.write(json.dumps(frame) + "\n")
-            if frame.get("type") != "snapshot":
+            if frame.get("type") not in ("snapshot", "snapshot_delta"):
                 continue
             mode = args.mode
             if args.mode_file and os.path.exists(args.mode_file):
                 with open(args.mode_file) as f:
                     mode = f.read().strip() or mode
-            if mode == "ack":
+            if mode == "resync" and frame["type"] == "snapshot_delta":
+                send(sock, {"type": "nack", "version": frame["version"], "resync": True,
+                            "error": "fake proxy applies no deltas"})
+            elif mode in ("ack", "resync"):
                 send(sock, {"type": "ack", "version": frame["version"]})
             elif mode == "nack":
                 send(sock, {"type": "nack", "version": frame["version"],

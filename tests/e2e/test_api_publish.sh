@@ -60,6 +60,35 @@ V=$(pc_json .config_version)
 for p in p1 p2; do
   pc_assert_eq "$(pc_frames $p "[.[] | select(.type == \"certificate\" and .sha256 != \"$SHA\")] | length")" 1 "$p new body"
 done
+# ... and a snapshot_delta naming the new reference, not the whole snapshot.
+for p in p1 p2; do
+  pc_assert_eq "$(pc_frames $p "[.[] | select(.type == \"snapshot\" and .version == $V)] | length")" 0 "$p no full snapshot"
+  pc_assert_eq "$(pc_frames $p "[.[] | select(.type == \"snapshot_delta\" and .version == $V)][0] | [.base_version, (.certificates | length), .certificates[0].id, .certificates[0].version] | join(\" \")")" \
+    "$((V - 1)) 1 $CERT 2" "$p delta"
+done
+SHA2=$(pc_frames p1 "[.[] | select(.type == \"snapshot_delta\")][0].certificates[0].sha256")
+[ "$SHA2" != "$SHA" ] || pc_fail "the delta names the old body"
+
+# A proxy that cannot apply a delta (nack with resync) gets the full
+# snapshot of the same version; the call still succeeds. Rotating back to
+# the first body sends that body again (the proxies dropped it).
+echo resync >"$PC_TMP/p2.mode"
+pc_api PUT "/v1/certificates/$CERT" "$(pc_cert_json a | jq 'del(.name)')"
+pc_expect_status 200
+pc_assert_eq "$(pc_json .applied)" true "rotation applied after a resync"
+V=$(pc_json .config_version)
+pc_assert_eq "$(pc_frames p2 "[.[] | select((.type == \"snapshot_delta\" or .type == \"snapshot\") and .version == $V) | .type] | join(\",\")")" \
+  "snapshot_delta,snapshot" "p2 delta then full snapshot"
+pc_assert_eq "$(pc_frames p2 "[.[] | select(.type == \"snapshot\" and .version == $V)][0].certificates[0].sha256")" "$SHA" "p2 full snapshot content"
+pc_assert_eq "$(pc_frames p1 "[.[] | select(.type == \"snapshot\" and .version == $V)] | length")" 0 "p1 only the delta"
+for p in p1 p2; do
+  pc_assert_eq "$(pc_frames $p "[.[] | select(.type == \"certificate\" and .sha256 == \"$SHA\")] | length")" \
+    "$([ $p = p1 ] && echo 2 || echo 1)" "$p got the first body again"
+done
+pc_api GET /v1/status
+pc_assert_eq "$(pc_json '[.dataplanes[] | select(.applied_version == '"$V"')] | length')" 2 "both at $V"
+pc_assert_eq "$(pc_json '.dataplanes[] | select(.id == "p2") | .last_error')" null "a resync is not an error"
+echo ack >"$PC_TMP/p2.mode"
 
 # NACK from p2: 503 with its reason, nothing written; p1, which applied the
 # refused version, gets the previous configuration under a newer version.

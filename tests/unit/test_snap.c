@@ -157,6 +157,39 @@ static void test_build_dedup(void **state)
     cJSON_Delete(s);
 }
 
+/* A rotation's delta names the referenced certificate's new reference; an
+ * unreferenced one changes only the version. */
+static void test_build_delta(void **state)
+{
+    struct fx *f = *state;
+    struct err err = {0};
+    cJSON *d = NULL, *x;
+
+    assert_int_equal(snap_build_delta(f->st, 9, 8, "cert-a", &d, &err), 0);
+    assert_string_equal(cJSON_GetObjectItem(d, "type")->valuestring, "snapshot_delta");
+    assert_int_equal(cJSON_GetObjectItem(d, "version")->valueint, 9);
+    assert_int_equal(cJSON_GetObjectItem(d, "base_version")->valueint, 8);
+    x = cJSON_GetObjectItem(d, "certificates");
+    assert_int_equal(cJSON_GetArraySize(x), 1);
+    x = cJSON_GetArrayItem(x, 0);
+    assert_string_equal(cJSON_GetObjectItem(x, "id")->valuestring, "cert-a");
+    assert_int_equal(cJSON_GetObjectItem(x, "version")->valueint, 2);
+    assert_int_equal(strspn(cJSON_GetObjectItem(x, "sha256")->valuestring, "a"), 64);
+    cJSON_Delete(d);
+
+    /* A group's CA is a reference too. */
+    assert_int_equal(snap_build_delta(f->st, 9, 8, "cert-ca", &d, &err), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "certificates")), 1);
+    cJSON_Delete(d);
+
+    assert_int_equal(snap_build_delta(f->st, 9, 8, "cert-unused", &d, &err), 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(d, "certificates")), 0);
+    cJSON_Delete(d);
+
+    assert_int_equal(snap_build_delta(f->st, 9, 8, "cert-nope", &d, &err), -1);
+    assert_null(d);
+}
+
 static cJSON *decode(const char *frame, size_t len)
 {
     assert_true(len > 4);
@@ -197,6 +230,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_build, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_build_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_build_delta, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
