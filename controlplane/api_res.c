@@ -690,7 +690,8 @@ int api_tg_show(struct api *a, struct store *st, struct api_req *r, struct api_o
     return api_tg_out(st, id, 200, o, err);
 }
 
-/* Per target: the last report of any proxy; without one, "initial" -
+/* Per target: the last report of any connected proxy (reports of a proxy
+ * that disconnected are forgotten); without one, "initial" -
  * except for a group without health checks, whose targets are "healthy"
  * as soon as a proxy serves the configuration (the proxy sends every
  * target to them). Targets the proxies still report as draining after
@@ -721,7 +722,10 @@ int api_tg_health(struct api *a, struct store *st, struct api_req *r, struct api
         h = NULL;
         cJSON_ArrayForEach(x, rep)
         {
-            if (!strcmp(cJSON_GetObjectItem(x, "target_id")->valuestring, tid))
+            /* Several proxies: the most recent verdict. */
+            if (!strcmp(cJSON_GetObjectItem(x, "target_id")->valuestring, tid) &&
+                (h == NULL || cJSON_GetObjectItem(x, "updated_at")->valuedouble >=
+                                  cJSON_GetObjectItem(h, "updated_at")->valuedouble))
                 h = x;
         }
         cJSON_AddStringToObject(e, "target_id", tid);

@@ -434,11 +434,26 @@ static void snap_outq_free(struct snap_peer *pe)
     pe->out_bytes = 0;
 }
 
+/* Forget the health reports of proxy 'node': nobody checks for it any
+ * more, so its last verdicts must not stand (a reconnecting proxy sends
+ * every target's state again after its hello). */
+static void snap_health_forget(struct snap_pub *p, const char *node)
+{
+    for (size_t i = 0; i < p->n_health;) {
+        if (strcmp(p->health[i].node, node) == 0)
+            p->health[i] = p->health[--p->n_health];
+        else
+            i++;
+    }
+}
+
 /* Close the connection of 'pe' but remember the proxy for the status. */
 static void snap_disconnect(struct snap_pub *p, struct snap_peer *pe, const char *why)
 {
     if (pe->fd < 0)
         return;
+    if (pe->hello)
+        snap_health_forget(p, pe->node_id);
     if (pe->hello)
         log_info("snap", "proxy %s disconnected: %s", pe->node_id, why);
     close(pe->fd);
@@ -508,12 +523,20 @@ static void snap_health_put(struct snap_pub *p, const char *node, const cJSON *f
         strlen(tg->valuestring) >= STORE_ID_MAX || strlen(t->valuestring) >= STORE_ID_MAX)
         return;
     if (strcmp(s->valuestring, "initial") && strcmp(s->valuestring, "healthy") &&
-        strcmp(s->valuestring, "unhealthy") && strcmp(s->valuestring, "draining"))
+        strcmp(s->valuestring, "unhealthy") && strcmp(s->valuestring, "draining") &&
+        strcmp(s->valuestring, "removed"))
         return;
+    /* One report per (target, proxy): each proxy checks on its own. */
     for (size_t i = 0; i < p->n_health; i++)
         if (!strcmp(p->health[i].tg, tg->valuestring) &&
-            !strcmp(p->health[i].target, t->valuestring))
+            !strcmp(p->health[i].target, t->valuestring) && !strcmp(p->health[i].node, node))
             h = &p->health[i];
+    if (strcmp(s->valuestring, "removed") == 0) {
+        /* The proxy forgot the target (its drain ended): so do we. */
+        if (h != NULL)
+            *h = p->health[--p->n_health];
+        return;
+    }
     if (h == NULL) {
         if (p->n_health == SNAP_MAX_HEALTH) {
             /* Forget the oldest report. */

@@ -77,6 +77,7 @@ struct dp_certbody {
 };
 
 struct dp;
+struct hc;
 
 struct dp_worker {
     struct dp *dp;
@@ -132,6 +133,7 @@ struct dp {
     struct cJSON *cur_snap;       /* the snapshot 'cur' was built from (deltas patch it) */
     struct cJSON *queued;         /* a snapshot received while publishing */
     struct dp_stats *stats[DP_STATS_BUCKETS];
+    struct hc *hc; /* health checks and draining reports (hc.c); main thread */
     int stopping;
 };
 

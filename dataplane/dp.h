@@ -106,6 +106,10 @@ void dp_workers_join(struct dp *dp);
  * backoff for as long as the process runs. */
 void dp_ctl_start(struct dp *dp);
 
+/* Queue one frame to the control plane (takes ownership of 'obj'); dropped
+ * when not connected. Main thread. */
+void dp_ctl_send(struct dp *dp, cJSON *obj);
+
 /* Close the control connection and free the certificate cache. */
 void dp_ctl_free(struct dp *dp);
 

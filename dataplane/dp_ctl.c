@@ -13,6 +13,7 @@
 
 #include "dp.h"
 #include "err.h"
+#include "hc.h"
 #include "log.h"
 #include "wire.h"
 
@@ -228,8 +229,7 @@ static void dp_ctl_flush(struct dp *dp)
     ev_io_stop(dp->loop, &dp->wio);
 }
 
-/* Queue one frame (takes ownership of 'obj'). */
-static void dp_ctl_send(struct dp *dp, cJSON *obj)
+void dp_ctl_send(struct dp *dp, cJSON *obj)
 {
     struct err e = {0};
     char *frame = NULL;
@@ -506,6 +506,7 @@ static void dp_ctl_published(struct dp *dp)
         dp->pub_snap = NULL;
     }
     dp_certs_keep(dp, dp->cur_snap);
+    hc_apply(dp); /* before pruning: draining targets keep their counters */
     dp_stats_prune(dp);
     log_info("dp", "snapshot %lld applied by %d workers", (long long)dp->cur->version,
              dp->nworkers);
@@ -631,6 +632,7 @@ static void dp_ctl_connect(struct dp *dp)
     dp->wio.data = dp;
     ev_io_start(dp->loop, &dp->rio);
     dp_ctl_hello(dp);
+    hc_report_all(dp);
 }
 
 static void dp_ctl_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)

@@ -13,6 +13,7 @@
 
 #include "dp.h"
 #include "err.h"
+#include "hc.h"
 #include "log.h"
 
 static const char dp_usage[] =
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &term, NULL);
     dp_workers_stop(dp);
     dp_workers_join(dp);
+    hc_free(dp);
     dp_ctl_free(dp);
     dp_config_unref(dp->publishing);
     dp_config_unref(dp->cur);
