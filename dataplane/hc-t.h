@@ -37,18 +37,16 @@ enum hc_phase {
     HC_READING,     /* HTTP status line */
 };
 
-/* One target the main thread knows: of the current configuration, or
- * removed and still draining. Checked when its group has a health check. */
-struct hc_tgt {
-    struct hc *hc;
-    char tg_id[DP_ID_MAX], id[DP_ID_MAX];
-    struct dp_stats *st; /* ref held */
-    int seen;            /* in the configuration being applied */
-    int removed;         /* not in the current configuration: draining only */
-    int weight;
-    int dereg_delay_s;
-    /* what the checker was built from; a change resets it */
-    int checked;
+/* The buffers of a check in flight (allocated for HTTP or PROXY v2 only). */
+struct hc_buf {
+    char out[HC_OUT_MAX];
+    size_t out_len, out_off;
+    struct hc_http http;
+};
+
+/* The checker of a target whose group has a health check, and what it was
+ * built from (a change resets it). */
+struct hc_chk {
     struct tg_hc set;
     char host[DP_HOST_MAX];
     int resolved;
@@ -57,13 +55,6 @@ struct hc_tgt {
     int tls_verify; /* verify with ctx (the group's client context) */
     SSL_CTX *ctx;   /* ref held when tls_verify */
     char sni[DP_HOST_MAX];
-    /* verdict */
-    struct hc_sm sm;
-    char reason[HC_REASON_MAX];
-    /* draining (reports "draining" meanwhile) */
-    int draining;
-    char drain_reason[32];
-    ev_timer drain_tmr;
     /* the check in flight */
     enum hc_phase phase;
     int fd;
@@ -71,9 +62,28 @@ struct hc_tgt {
     ev_io io;
     ev_timer tmr; /* next check (idle) or the check's deadline */
     ev_tstamp started;
-    char out[HC_OUT_MAX];
-    size_t out_len, out_off;
-    struct hc_http http;
+    struct hc_buf *buf; /* NULL when idle */
+};
+
+/* One target the main thread knows: of the current configuration, or
+ * removed and still draining. Small: a storm of removals keeps one per
+ * removed target for deregistration_delay_s. */
+struct hc_tgt {
+    struct hc *hc;
+    char tg_id[DP_ID_MAX], id[DP_ID_MAX];
+    struct dp_stats *st; /* ref held */
+    int seen;            /* in the configuration being applied */
+    int removed;         /* not in the current configuration: draining only */
+    int weight;
+    int dereg_delay_s;
+    struct hc_chk *chk; /* NULL: no health check (or removed) */
+    /* verdict */
+    struct hc_sm sm;
+    char reason[HC_REASON_MAX];
+    /* draining (reports "draining" meanwhile) */
+    int draining;
+    char drain_reason[32];
+    ev_timer drain_tmr;
 };
 
 struct hc {

@@ -170,22 +170,36 @@ static double hc_jitter(struct hc *hc, int ms, double lo, double hi)
     return (double)ms * f / 1000.0;
 }
 
+/* End the check in flight, if any (the checker stays). */
 static void hc_check_stop(struct hc_tgt *t)
 {
     struct ev_loop *loop = t->hc->dp->loop;
 
-    ev_io_stop(loop, &t->io);
-    ev_timer_stop(loop, &t->tmr);
-    if (t->ssl != NULL) {
-        SSL_free(t->ssl);
-        t->ssl = NULL;
+    if (t->chk == NULL)
+        return;
+    ev_io_stop(loop, &t->chk->io);
+    ev_timer_stop(loop, &t->chk->tmr);
+    if (t->chk->ssl != NULL) {
+        SSL_free(t->chk->ssl);
+        t->chk->ssl = NULL;
     }
-    if (t->fd >= 0)
-        close(t->fd);
-    t->fd = -1;
-    t->phase = HC_IDLE;
-    t->out_len = t->out_off = 0;
-    t->http.len = 0;
+    if (t->chk->fd >= 0)
+        close(t->chk->fd);
+    t->chk->fd = -1;
+    t->chk->phase = HC_IDLE;
+    free(t->chk->buf);
+    t->chk->buf = NULL;
+}
+
+/* Stop and free the checker of 't' (no health check any more, or gone). */
+static void hc_chk_free(struct hc_tgt *t)
+{
+    if (t->chk == NULL)
+        return;
+    hc_check_stop(t);
+    SSL_CTX_free(t->chk->ctx);
+    free(t->chk);
+    t->chk = NULL;
 }
 
 /* Idle until the next check: 'delay' seconds from now. */
@@ -193,9 +207,9 @@ static void hc_check_schedule(struct hc_tgt *t, double delay)
 {
     struct ev_loop *loop = t->hc->dp->loop;
 
-    ev_timer_stop(loop, &t->tmr);
-    ev_timer_set(&t->tmr, delay > 0 ? delay : 0., 0.);
-    ev_timer_start(loop, &t->tmr);
+    ev_timer_stop(loop, &t->chk->tmr);
+    ev_timer_set(&t->chk->tmr, delay > 0 ? delay : 0., 0.);
+    ev_timer_start(loop, &t->chk->tmr);
 }
 
 /* A check ended: feed the state machine, publish a change, plan the next
@@ -206,28 +220,29 @@ static void hc_check_done(struct hc_tgt *t, int ok, const char *reason)
     double next;
 
     hc_check_stop(t);
-    if (hc_sm_feed(&t->sm, ok, t->set.healthy_threshold, t->set.unhealthy_threshold)) {
+    if (hc_sm_feed(&t->sm, ok, t->chk->set.healthy_threshold, t->chk->set.unhealthy_threshold)) {
         snprintf(t->reason, sizeof(t->reason), "%s", ok ? "" : reason);
         atomic_store_explicit(&t->st->health, (int)t->sm.state, memory_order_release);
-        log_info("hc", "target %s/%s (%s:%d) is %s%s%s", t->tg_id, t->id, t->host,
-                 t->set.port ? t->set.port : (int)ntohs(((struct sockaddr_in *)&t->addr)->sin_port),
+        log_info("hc", "target %s/%s (%s:%d) is %s%s%s", t->tg_id, t->id, t->chk->host,
+                 t->chk->set.port ? t->chk->set.port
+                                  : (int)ntohs(((struct sockaddr_in *)&t->chk->addr)->sin_port),
                  hc_state_name(t->sm.state), ok ? "" : ": ", ok ? "" : reason);
         if (!t->draining)
             hc_report(t);
     } else if (!ok) {
         log_debug("hc", "target %s/%s check failed: %s", t->tg_id, t->id, reason);
     }
-    next = t->started + hc_jitter(t->hc, t->set.interval_ms, 0.95, 1.05) - ev_now(loop);
+    next = t->chk->started + hc_jitter(t->hc, t->chk->set.interval_ms, 0.95, 1.05) - ev_now(loop);
     hc_check_schedule(t, next);
 }
 
 static void hc_tls_fail(struct hc_tgt *t)
 {
     char why[HC_REASON_MAX];
-    long vr = SSL_get_verify_result(t->ssl);
+    long vr = SSL_get_verify_result(t->chk->ssl);
     unsigned long e = ERR_peek_last_error();
 
-    if (t->tls_verify && vr != X509_V_OK)
+    if (t->chk->tls_verify && vr != X509_V_OK)
         snprintf(why, sizeof(why), "tls: certificate verify failed (%s)",
                  X509_verify_cert_error_string(vr));
     else if (e != 0)
@@ -242,9 +257,9 @@ static void hc_io_want(struct hc_tgt *t, int events)
 {
     struct ev_loop *loop = t->hc->dp->loop;
 
-    ev_io_stop(loop, &t->io);
-    ev_io_set(&t->io, t->fd, events);
-    ev_io_start(loop, &t->io);
+    ev_io_stop(loop, &t->chk->io);
+    ev_io_set(&t->chk->io, t->chk->fd, events);
+    ev_io_start(loop, &t->chk->io);
 }
 
 static void hc_tls_step(struct hc_tgt *t)
@@ -252,12 +267,12 @@ static void hc_tls_step(struct hc_tgt *t)
     int r, e;
 
     ERR_clear_error();
-    r = SSL_do_handshake(t->ssl);
+    r = SSL_do_handshake(t->chk->ssl);
     if (r == 1) {
         hc_check_done(t, 1, "");
         return;
     }
-    e = SSL_get_error(t->ssl, r);
+    e = SSL_get_error(t->chk->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
         hc_io_want(t, EV_READ);
     else if (e == SSL_ERROR_WANT_WRITE)
@@ -276,7 +291,7 @@ static int hc_is_ip(const char *s)
 static void hc_tls_start(struct hc_tgt *t)
 {
     struct hc *hc = t->hc;
-    SSL_CTX *ctx = t->tls_verify ? t->ctx : hc->noverify;
+    SSL_CTX *ctx = t->chk->tls_verify ? t->chk->ctx : hc->noverify;
 
     if (ctx == NULL) {
         hc->noverify = SSL_CTX_new(TLS_client_method());
@@ -287,30 +302,30 @@ static void hc_tls_start(struct hc_tgt *t)
         SSL_CTX_set_verify(hc->noverify, SSL_VERIFY_NONE, NULL);
         ctx = hc->noverify;
     }
-    t->ssl = SSL_new(ctx);
-    if (t->ssl == NULL || SSL_set_fd(t->ssl, t->fd) != 1) {
+    t->chk->ssl = SSL_new(ctx);
+    if (t->chk->ssl == NULL || SSL_set_fd(t->chk->ssl, t->chk->fd) != 1) {
         hc_check_done(t, 0, "tls: out of memory");
         return;
     }
-    SSL_set_connect_state(t->ssl);
-    if (hc_is_ip(t->sni)) {
-        if (t->tls_verify)
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->sni);
+    SSL_set_connect_state(t->chk->ssl);
+    if (hc_is_ip(t->chk->sni)) {
+        if (t->chk->tls_verify)
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->chk->ssl), t->chk->sni);
     } else {
-        SSL_set_tlsext_host_name(t->ssl, t->sni);
-        if (t->tls_verify)
-            SSL_set1_host(t->ssl, t->sni);
+        SSL_set_tlsext_host_name(t->chk->ssl, t->chk->sni);
+        if (t->chk->tls_verify)
+            SSL_set1_host(t->chk->ssl, t->chk->sni);
     }
-    t->phase = HC_HANDSHAKING;
+    t->chk->phase = HC_HANDSHAKING;
     hc_tls_step(t);
 }
 
 /* Connected and every byte we had to send is out: what proves health. */
 static void hc_after_send(struct hc_tgt *t)
 {
-    switch (t->set.protocol) {
+    switch (t->chk->set.protocol) {
     case 1: /* http */
-        t->phase = HC_READING;
+        t->chk->phase = HC_READING;
         hc_io_want(t, EV_READ);
         break;
     case 2: /* tls */
@@ -324,11 +339,12 @@ static void hc_after_send(struct hc_tgt *t)
 
 static void hc_send_step(struct hc_tgt *t)
 {
-    while (t->out_off < t->out_len) {
-        ssize_t r = send(t->fd, t->out + t->out_off, t->out_len - t->out_off, MSG_NOSIGNAL);
+    while (t->chk->buf != NULL && t->chk->buf->out_off < t->chk->buf->out_len) {
+        ssize_t r = send(t->chk->fd, t->chk->buf->out + t->chk->buf->out_off,
+                         t->chk->buf->out_len - t->chk->buf->out_off, MSG_NOSIGNAL);
 
         if (r > 0) {
-            t->out_off += (size_t)r;
+            t->chk->buf->out_off += (size_t)r;
             continue;
         }
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -343,22 +359,33 @@ static void hc_send_step(struct hc_tgt *t)
 
 static void hc_connected(struct hc_tgt *t)
 {
-    t->out_len = t->out_off = 0;
-    if (t->set.proxy_v2)
-        t->out_len = pp2_build_local((uint8_t *)t->out, sizeof(t->out));
-    if (t->set.protocol == 1) {
-        int n = snprintf(t->out + t->out_len, sizeof(t->out) - t->out_len,
+    if (t->chk->set.proxy_v2 || t->chk->set.protocol == 1) {
+        t->chk->buf = calloc(1, sizeof(*t->chk->buf));
+        if (t->chk->buf == NULL) {
+            hc_check_done(t, 0, "out of memory");
+            return;
+        }
+    } else {
+        hc_after_send(t); /* nothing to send */
+        return;
+    }
+    if (t->chk->set.proxy_v2)
+        t->chk->buf->out_len =
+            pp2_build_local((uint8_t *)t->chk->buf->out, sizeof(t->chk->buf->out));
+    if (t->chk->set.protocol == 1) {
+        int n = snprintf(t->chk->buf->out + t->chk->buf->out_len,
+                         sizeof(t->chk->buf->out) - t->chk->buf->out_len,
                          "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
                          "User-Agent: portcullis-hc\r\n\r\n",
-                         t->set.path[0] ? t->set.path : "/", t->host);
+                         t->chk->set.path[0] ? t->chk->set.path : "/", t->chk->host);
 
-        if (n < 0 || (size_t)n >= sizeof(t->out) - t->out_len) {
+        if (n < 0 || (size_t)n >= sizeof(t->chk->buf->out) - t->chk->buf->out_len) {
             hc_check_done(t, 0, "http: request too long");
             return;
         }
-        t->out_len += (size_t)n;
+        t->chk->buf->out_len += (size_t)n;
     }
-    t->phase = HC_SENDING;
+    t->chk->phase = HC_SENDING;
     hc_send_step(t);
 }
 
@@ -367,7 +394,7 @@ static void hc_read_step(struct hc_tgt *t)
     char buf[2048], why[32];
     /* Bounded per callback: an endless sender cannot hold the loop. */
     for (int round = 0; round < 4; round++) {
-        ssize_t r = recv(t->fd, buf, sizeof(buf), 0);
+        ssize_t r = recv(t->chk->fd, buf, sizeof(buf), 0);
         int code;
 
         if (r == 0) {
@@ -380,7 +407,7 @@ static void hc_read_step(struct hc_tgt *t)
             hc_check_done(t, 0, errno == ECONNRESET ? "connection reset" : "http: read failed");
             return;
         }
-        code = hc_http_feed(&t->http, buf, (size_t)r);
+        code = hc_http_feed(&t->chk->buf->http, buf, (size_t)r);
         if (code == HC_HTTP_MALFORMED) {
             hc_check_done(t, 0, "http: malformed response");
             return;
@@ -416,15 +443,15 @@ static void hc_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
     (void)loop;
     (void)revents;
-    switch (t->phase) {
+    switch (t->chk->phase) {
     case HC_CONNECTING:
-        if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+        if (getsockopt(t->chk->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
             e = errno;
         if (e != 0) {
             hc_check_done(t, 0, hc_connect_reason(e));
             return;
         }
-        ev_io_stop(loop, &t->io);
+        ev_io_stop(loop, &t->chk->io);
         hc_connected(t);
         break;
     case HC_SENDING:
@@ -437,7 +464,7 @@ static void hc_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         hc_read_step(t);
         break;
     case HC_IDLE:
-        ev_io_stop(loop, &t->io);
+        ev_io_stop(loop, &t->chk->io);
         break;
     }
 }
@@ -449,7 +476,7 @@ static void hc_tmr_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    if (t->phase == HC_IDLE)
+    if (t->chk->phase == HC_IDLE)
         hc_check_start(t);
     else
         hc_check_done(t, 0, "timeout");
@@ -462,30 +489,30 @@ static void hc_check_start(struct hc_tgt *t)
     int fd;
 
     ev_now_update(loop);
-    t->started = ev_now(loop);
-    t->phase = HC_CONNECTING;
-    ev_timer_stop(loop, &t->tmr);
-    ev_timer_set(&t->tmr, (double)t->set.timeout_ms / 1000.0, 0.);
-    ev_timer_start(loop, &t->tmr);
-    if (!t->resolved) {
+    t->chk->started = ev_now(loop);
+    t->chk->phase = HC_CONNECTING;
+    ev_timer_stop(loop, &t->chk->tmr);
+    ev_timer_set(&t->chk->tmr, (double)t->chk->set.timeout_ms / 1000.0, 0.);
+    ev_timer_start(loop, &t->chk->tmr);
+    if (!t->chk->resolved) {
         hc_check_done(t, 0, "no address");
         return;
     }
-    sa = t->addr;
-    if (t->set.port != 0) {
+    sa = t->chk->addr;
+    if (t->chk->set.port != 0) {
         if (sa.ss_family == AF_INET)
-            ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)t->set.port);
+            ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)t->chk->set.port);
         else
-            ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)t->set.port);
+            ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)t->chk->set.port);
     }
     fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         hc_check_done(t, 0, "no socket");
         return;
     }
-    t->fd = fd;
-    ev_io_set(&t->io, fd, EV_WRITE);
-    if (connect(fd, (struct sockaddr *)&sa, t->addrlen) == 0) {
+    t->chk->fd = fd;
+    ev_io_set(&t->chk->io, fd, EV_WRITE);
+    if (connect(fd, (struct sockaddr *)&sa, t->chk->addrlen) == 0) {
         hc_connected(t);
         return;
     }
@@ -493,7 +520,7 @@ static void hc_check_start(struct hc_tgt *t)
         hc_check_done(t, 0, hc_connect_reason(errno));
         return;
     }
-    ev_io_start(loop, &t->io);
+    ev_io_start(loop, &t->chk->io);
 }
 
 /* --- the set of targets --- */
@@ -528,9 +555,8 @@ static size_t hc_pos(const struct hc *hc, const char *tg_id, const char *id, int
 
 static void hc_tgt_free(struct hc_tgt *t)
 {
-    hc_check_stop(t);
+    hc_chk_free(t);
     ev_timer_stop(t->hc->dp->loop, &t->drain_tmr);
-    SSL_CTX_free(t->ctx);
     dp_stats_unref(t->st);
     free(t);
 }
@@ -562,15 +588,10 @@ static struct hc_tgt *hc_tgt_new(struct hc *hc, const struct tg *tg, const struc
     if (t == NULL)
         return NULL;
     t->hc = hc;
-    t->fd = -1;
     snprintf(t->tg_id, sizeof(t->tg_id), "%s", tg->id);
     snprintf(t->id, sizeof(t->id), "%s", tt->id);
     atomic_fetch_add_explicit(&tt->st->refs, 1, memory_order_relaxed);
     t->st = tt->st;
-    ev_io_init(&t->io, hc_io_cb, -1, EV_WRITE);
-    t->io.data = t;
-    ev_init(&t->tmr, hc_tmr_cb);
-    t->tmr.data = t;
     ev_init(&t->drain_tmr, hc_drain_cb);
     t->drain_tmr.data = t;
     memmove(hc->v + pos + 1, hc->v + pos, (hc->n - pos) * sizeof(*hc->v));
@@ -583,54 +604,67 @@ static struct hc_tgt *hc_tgt_new(struct hc *hc, const struct tg *tg, const struc
  * changes the choice, not the checks). */
 static int hc_same(const struct hc_tgt *t, const struct tg *tg, const struct tg_target *tt)
 {
-    const struct tg_hc *a = &t->set, *b = &tg->hc;
+    const struct tg_hc *a, *b = &tg->hc;
     int verify = b->protocol == 2 && tg->proto == TG_PROTO_TLS && tg->verify;
 
-    if (t->checked != b->enabled)
+    if ((t->chk != NULL) != b->enabled)
         return 0;
     if (!b->enabled)
         return 1;
+    a = &t->chk->set;
     return a->protocol == b->protocol && a->port == b->port && strcmp(a->path, b->path) == 0 &&
            a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
            a->healthy_threshold == b->healthy_threshold &&
            a->unhealthy_threshold == b->unhealthy_threshold && a->proxy_v2 == b->proxy_v2 &&
-           strcmp(t->host, tt->host) == 0 && t->resolved == tt->resolved &&
-           t->addrlen == tt->addrlen && memcmp(&t->addr, &tt->addr, tt->addrlen) == 0 &&
-           t->tls_verify == verify && (!verify || t->ctx == tg->cli_ctx) &&
-           strcmp(t->sni, tg->server_name ? tg->server_name : tt->host) == 0;
+           strcmp(t->chk->host, tt->host) == 0 && t->chk->resolved == tt->resolved &&
+           t->chk->addrlen == tt->addrlen && memcmp(&t->chk->addr, &tt->addr, tt->addrlen) == 0 &&
+           t->chk->tls_verify == verify && (!verify || t->chk->ctx == tg->cli_ctx) &&
+           strcmp(t->chk->sni, tg->server_name ? tg->server_name : tt->host) == 0;
 }
 
 /* (Re)build the checker of 't' from the configuration: state back to
  * initial (or healthy for a group without checks). */
 static void hc_reset(struct hc_tgt *t, const struct tg *tg, const struct tg_target *tt)
 {
-    hc_check_stop(t);
-    SSL_CTX_free(t->ctx);
-    t->ctx = NULL;
-    t->checked = tg->hc.enabled;
-    t->set = tg->hc;
-    snprintf(t->host, sizeof(t->host), "%s", tt->host);
-    t->resolved = tt->resolved;
-    t->addr = tt->addr;
-    t->addrlen = tt->addrlen;
-    t->tls_verify = tg->hc.protocol == 2 && tg->proto == TG_PROTO_TLS && tg->verify;
-    if (t->tls_verify && tg->cli_ctx != NULL) {
-        SSL_CTX_up_ref(tg->cli_ctx);
-        t->ctx = tg->cli_ctx;
-    } else {
-        t->tls_verify = 0;
-    }
-    snprintf(t->sni, sizeof(t->sni), "%s", tg->server_name ? tg->server_name : tt->host);
+    hc_chk_free(t);
     memset(&t->sm, 0, sizeof(t->sm));
-    if (t->checked) {
-        t->sm.state = TG_H_INITIAL;
-        t->reason[0] = '\0';
-        /* The first check soon, spread over a tenth of the interval. */
-        hc_check_schedule(t, hc_jitter(t->hc, t->set.interval_ms, 0., 0.1));
-    } else {
+    if (!tg->hc.enabled) {
         t->sm.state = TG_H_HEALTHY;
         snprintf(t->reason, sizeof(t->reason), "no health check");
+        atomic_store_explicit(&t->st->health, (int)t->sm.state, memory_order_release);
+        return;
     }
+    t->chk = calloc(1, sizeof(*t->chk));
+    if (t->chk == NULL) {
+        /* Without a checker the target keeps taking connections. */
+        log_error("hc", "out of memory: target %s/%s not checked", t->tg_id, t->id);
+        t->sm.state = TG_H_INITIAL;
+        snprintf(t->reason, sizeof(t->reason), "not checked: out of memory");
+        atomic_store_explicit(&t->st->health, (int)t->sm.state, memory_order_release);
+        return;
+    }
+    t->chk->fd = -1;
+    ev_io_init(&t->chk->io, hc_io_cb, -1, EV_WRITE);
+    t->chk->io.data = t;
+    ev_init(&t->chk->tmr, hc_tmr_cb);
+    t->chk->tmr.data = t;
+    t->chk->set = tg->hc;
+    snprintf(t->chk->host, sizeof(t->chk->host), "%s", tt->host);
+    t->chk->resolved = tt->resolved;
+    t->chk->addr = tt->addr;
+    t->chk->addrlen = tt->addrlen;
+    t->chk->tls_verify = tg->hc.protocol == 2 && tg->proto == TG_PROTO_TLS && tg->verify;
+    if (t->chk->tls_verify && tg->cli_ctx != NULL) {
+        SSL_CTX_up_ref(tg->cli_ctx);
+        t->chk->ctx = tg->cli_ctx;
+    } else {
+        t->chk->tls_verify = 0;
+    }
+    snprintf(t->chk->sni, sizeof(t->chk->sni), "%s", tg->server_name ? tg->server_name : tt->host);
+    t->sm.state = TG_H_INITIAL;
+    t->reason[0] = '\0';
+    /* The first check soon, spread over a tenth of the interval. */
+    hc_check_schedule(t, hc_jitter(t->hc, t->chk->set.interval_ms, 0., 0.1));
     atomic_store_explicit(&t->st->health, (int)t->sm.state, memory_order_release);
 }
 
@@ -765,7 +799,7 @@ void hc_apply(struct dp *dp)
 
         if (t->seen || t->removed)
             continue;
-        hc_check_stop(t);
+        hc_chk_free(t);
         t->removed = 1;
         if (t->draining) {
             snprintf(t->drain_reason, sizeof(t->drain_reason), "deregistered");

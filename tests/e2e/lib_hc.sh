@@ -14,7 +14,7 @@ hc_backend() {
   HC_BE_PID=$!
   PC_PIDS+=("$HC_BE_PID")
   _hc_ready() { [ "$(grep -c ready "$log" || true)" -gt "$before" ]; }
-  pc_wait_for 10 _hc_ready || pc_fail "hc backend $mode on $port did not start"
+  pc_wait_for 20 _hc_ready || pc_fail "hc backend $mode on $port did not start"
 }
 
 # hc_conns PORT [pp2=yes|pp2=no]: connections the backend on PORT logged.
