@@ -52,6 +52,21 @@ pc_wait_for 15 gone || pc_fail "removed target still listed: $PC_BODY"
 hc_state "$tg" "$pa"
 pc_assert_eq "$HC_STATE" "healthy|" "the remaining target"
 
+# deregistration_delay_s 0: gone at once (bounded by one round trip).
+pc_post /v1/target-groups "$(jq -n --argjson pb "$pb" '{name:"z", protocol:"tcp",
+  targets:[{host:"127.0.0.1", port:$pb}], deregistration_delay_s:0}')"
+tz=$PC_ID
+tzt=$(pc_json '.targets[0].id')
+pc_wait_applied
+hc_state "$tz" "$pb"
+pc_assert_eq "$HC_STATE" "healthy|no health check" "a target of a group without checks"
+pc_api DELETE "/v1/target-groups/$tz/targets/$tzt"
+[ "$PC_STATUS" = 200 ] || [ "$PC_STATUS" = 204 ] || pc_fail "remove target: $PC_STATUS $PC_BODY"
+tb=$tzt tg0=$tg
+tg=$tz
+pc_wait_for 5 gone || pc_fail "target removed with delay 0 still listed: $PC_BODY"
+tg=$tg0
+
 # The proxy leaves: its verdicts go with it.
 pc_stop "$PC_DP_PID"
 left() { hc_state "$tg" "$pa"; [ "$HC_STATE" = "initial|no data plane connected" ]; }

@@ -4,7 +4,8 @@
 # again within the thresholds; with 2 workers a target is checked once per
 # proxy (about one connection per interval at the backend, not two); a
 # check sends the 16-byte PROXY v2 LOCAL header only with
-# health_check.proxy_protocol "v2".
+# health_check.proxy_protocol "v2"; an unrelated change keeps the verdict;
+# after a control-plane restart the proxy reports every target again.
 # pc-timeout: 120
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_ops.sh"
@@ -65,4 +66,14 @@ hc_state "$tga" "$pa"
 pc_assert_eq "${HC_STATE%%|*}" healthy "state after an unrelated configuration change"
 hc_wait "$tgb" "$pz" unhealthy 10
 pc_assert_eq "$HC_STATE" "unhealthy|connect refused" "a new target on a closed port"
+
+# A control plane that restarts knows nothing; the proxy reports every
+# target again after its hello, with no state change needed.
+kill -KILL "$PC_CP_PID"
+wait "$PC_CP_PID" 2>/dev/null || true
+pc_start_cp
+pc_wait_applied 15
+hc_wait "$tga" "$pa" healthy 10
+hc_wait "$tgb" "$pz" unhealthy 10
+pc_assert_eq "$HC_STATE" "unhealthy|connect refused" "reported again after reconnecting"
 pc_pass
