@@ -62,8 +62,9 @@ int store_cert_get(struct store *st, const char *id, int bodies, struct store_ce
                    struct err *err);
 /* Call 'fn' for every certificate (no bodies), in name order; a non-zero
  * return from 'fn' stops and is returned. */
-/* Every certificate's (id, version, sha256), sorted by id (strcmp order), in
- * one query: building a snapshot looks references up in it. '*out' is
+/* The (id, version, sha256) of every certificate a listener or a target
+ * group refers to, sorted by id (strcmp order), in one query: building a
+ * snapshot looks references up in it. '*out' is
  * malloc'd (free()); '*n' may be 0 with '*out' NULL. */
 int store_cert_refs(struct store *st, struct store_cert_ref **out, size_t *n, struct err *err);
 int store_cert_each(struct store *st, int (*fn)(void *arg, const struct store_cert *c), void *arg,
