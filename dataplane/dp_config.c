@@ -22,6 +22,9 @@ struct dp_certref {
     const char *id;
     const char *sha256;
     int version;
+    /* 1 + index in the new table of its SSL_CTX per policy (0: none yet):
+     * 10 listeners sharing a certificate find it without a search. */
+    size_t ctx_idx[3];
 };
 
 /* Build state: the new config plus lookup tables that die with the build. */
@@ -82,7 +85,7 @@ static int dp_ref_cmp(const void *a, const void *b)
 
 /* The snapshot's reference for certificate 'id' (refs are sorted by id:
  * 10,000 certificates on one listener must not cost 10^8 compares). */
-static const struct dp_certref *dp_ref_find(const struct dp_build *b, const char *id)
+static struct dp_certref *dp_ref_find(const struct dp_build *b, const char *id)
 {
     struct dp_certref key = {.id = id};
 
@@ -123,6 +126,13 @@ static size_t dp_ctx_search(const struct dp_sslctx *arr, size_t n, const char *s
             lo = mid + 1;
     }
     return lo;
+}
+
+static int dp_sslctx_sort(const void *a, const void *b)
+{
+    const struct dp_sslctx *x = a;
+
+    return dp_ctx_cmp(x->sha256, x->policy, b);
 }
 
 static void dp_sslctx_free(struct dp_sslctx *e)
@@ -179,17 +189,18 @@ static int dp_cert_names(struct dp_sslctx *e)
 
 /* The server SSL_CTX of certificate 'ref' under 'pol': from the new table,
  * else shared from the old configuration, else built from the body. */
-static SSL_CTX *dp_ctx_get(struct dp_build *b, const struct dp_certref *ref, enum cs_policy pol,
+static SSL_CTX *dp_ctx_get(struct dp_build *b, struct dp_certref *ref, enum cs_policy pol,
                            struct dp_sslctx **entry, struct err *err)
 {
     struct dp_config *cfg = b->cfg;
     struct dp_sslctx e = {0}, *slot;
     int found;
-    size_t pos = dp_ctx_search(cfg->ctxs, cfg->n_ctxs, ref->sha256, pol, &found);
 
-    if (found) {
-        *entry = &cfg->ctxs[pos];
-        return cfg->ctxs[pos].ctx;
+    /* The new table is filled unsorted (a sorted insert per certificate
+     * was O(C^2) memmove) and sorted once at the end of the build. */
+    if ((unsigned)pol < 3 && ref->ctx_idx[pol] != 0) {
+        *entry = &cfg->ctxs[ref->ctx_idx[pol] - 1];
+        return (*entry)->ctx;
     }
     snprintf(e.sha256, sizeof(e.sha256), "%s", ref->sha256);
     snprintf(e.id, sizeof(e.id), "%s", ref->id);
@@ -244,10 +255,10 @@ static SSL_CTX *dp_ctx_get(struct dp_build *b, const struct dp_certref *ref, enu
         cfg->ctxs = na;
         b->cap_ctxs = nc;
     }
-    slot = &cfg->ctxs[pos];
-    memmove(slot + 1, slot, (cfg->n_ctxs - pos) * sizeof(*slot));
+    slot = &cfg->ctxs[cfg->n_ctxs++];
     *slot = e;
-    cfg->n_ctxs++;
+    if ((unsigned)pol < 3)
+        ref->ctx_idx[pol] = cfg->n_ctxs;
     *entry = slot;
     return slot->ctx;
 oom:
@@ -552,7 +563,7 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
         arr = cJSON_GetObjectItemCaseSensitive(j, "certificate_ids");
         cJSON_ArrayForEach(it, dp_arr(arr))
         {
-            const struct dp_certref *ref;
+            struct dp_certref *ref;
             struct dp_sslctx *e;
             SSL_CTX *ctx;
 
@@ -699,6 +710,8 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
         if (dp_build_lsn(&b, it, lc, b.cfg->n_lsns - 1, err) < 0)
             goto out;
     }
+    if (b.cfg->n_ctxs > 1)
+        qsort(b.cfg->ctxs, b.cfg->n_ctxs, sizeof(*b.cfg->ctxs), dp_sslctx_sort);
     *out = b.cfg;
     b.cfg = NULL;
     rc = 0;
