@@ -57,6 +57,16 @@ struct conn_buf {
     uint8_t data[CONN_BUF_SIZE];
 };
 
+/* A pipe pair for splice(2) relaying of one direction when neither side
+ * is TLS: bytes go socket -> pipe -> socket inside the kernel. Taken from
+ * the worker's pool while the direction has bytes in flight. */
+#define CONN_PIPE_BYTES (64u * 1024u) /* bytes held per pipe at most */
+struct conn_pipe {
+    struct conn_pipe *next; /* free list */
+    int rd, wr;
+    uint32_t len; /* bytes in the pipe */
+};
+
 struct conn;
 struct conn_side;
 
@@ -107,7 +117,11 @@ struct conn {
     enum conn_state state;
     enum conn_term term;
     struct conn_side cli, up;
+    /* Bytes in flight per direction: a buffer (TLS on either side, peeked
+     * bytes) or a pipe (plain both ways). NULL while empty: an idle
+     * connection holds neither (given back to the worker's pools). */
     struct conn_buf *c2s, *s2c;
+    struct conn_pipe *c2s_p, *s2c_p;
     ev_timer tmr;
     ev_tstamp start, last_io, idle;
     const struct tg_target *tried[CONN_MAX_ATTEMPTS]; /* targets of attempts so far */

@@ -5,6 +5,7 @@
  * step arms that state's timer and watchers (nginx stream proxy). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -24,7 +25,15 @@
 #include "sni.h"
 #include "tg.h"
 
-#define CONN_POOL_MAX 512 /* idle conns and buffers kept per worker */
+#define CONN_POOL_MAX 512 /* idle conns kept per worker */
+/* Idle buffers and pipes kept per worker: connections give theirs back
+ * whenever a direction is empty, so a few cover every busy connection of
+ * one loop iteration; more would only be RSS. */
+#define CONN_BUF_POOL_MAX 64
+#define CONN_PIPE_POOL_MAX 32
+/* Pipe capacity: more slots than CONN_PIPE_BYTES needs in pages, so the
+ * byte bound is reached before the slots run out on small segments. */
+#define CONN_PIPE_SIZE (256 * 1024)
 
 _Static_assert(sizeof(((struct conn *)0)->pp2) >= PP2_MAX_LEN, "conn pp2 buffer too small");
 
@@ -86,7 +95,7 @@ static void conn_buf_put(struct dp_worker *w, struct conn_buf *b)
 {
     if (b == NULL)
         return;
-    if (w->n_free_bufs >= CONN_POOL_MAX) {
+    if (w->n_free_bufs >= CONN_BUF_POOL_MAX) {
         free(b);
         return;
     }
@@ -95,8 +104,63 @@ static void conn_buf_put(struct dp_worker *w, struct conn_buf *b)
     w->n_free_bufs++;
 }
 
+static struct conn_pipe *conn_pipe_get(struct dp_worker *w)
+{
+    struct conn_pipe *p = w->free_pipes;
+    int fds[2];
+
+    if (p != NULL) {
+        w->free_pipes = p->next;
+        w->n_free_pipes--;
+        p->next = NULL;
+        return p;
+    }
+    p = malloc(sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        free(p);
+        return NULL;
+    }
+    /* Best effort: without it the default 16 slots still work (a full
+     * pipe reads as EAGAIN and waits for the destination). */
+    (void)fcntl(fds[0], F_SETPIPE_SZ, CONN_PIPE_SIZE);
+    p->next = NULL;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    p->len = 0;
+    return p;
+}
+
+static void conn_pipe_close(struct conn_pipe *p)
+{
+    close(p->rd);
+    close(p->wr);
+    free(p);
+}
+
+static void conn_pipe_put(struct dp_worker *w, struct conn_pipe *p)
+{
+    if (p == NULL)
+        return;
+    /* A pipe still holding bytes of a closed connection is never reused. */
+    if (p->len != 0 || w->n_free_pipes >= CONN_PIPE_POOL_MAX) {
+        conn_pipe_close(p);
+        return;
+    }
+    p->next = w->free_pipes;
+    w->free_pipes = p;
+    w->n_free_pipes++;
+}
+
 void conn_pools_free(struct dp_worker *w)
 {
+    while (w->free_pipes != NULL) {
+        struct conn_pipe *p = w->free_pipes;
+        w->free_pipes = p->next;
+        conn_pipe_close(p);
+    }
+    w->n_free_pipes = 0;
     while (w->free_bufs != NULL) {
         struct conn_buf *b = w->free_bufs;
         w->free_bufs = b->next;
@@ -321,6 +385,8 @@ static void conn_free(struct conn *c)
     conn_up_release(c);
     conn_buf_put(w, c->c2s);
     conn_buf_put(w, c->s2c);
+    conn_pipe_put(w, c->c2s_p);
+    conn_pipe_put(w, c->s2c_p);
     dp_config_unref(c->cfg);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -360,18 +426,64 @@ void conn_close_all(struct dp_worker *w, enum conn_term term)
 
 static inline size_t conn_room(const struct conn_buf *b)
 {
-    return CONN_BUF_SIZE - (b->off + b->len);
+    return b != NULL ? CONN_BUF_SIZE - (b->off + b->len) : CONN_BUF_SIZE;
 }
 
-/* Send what 'b' holds to its destination; once it is empty and its source
- * has seen EOF, half-close the destination. Returns -1 when the connection
- * was closed. */
-static int conn_drain(struct conn *c, struct conn_buf *b)
+static inline struct conn_side *conn_peer(struct conn *c, const struct conn_side *s)
 {
-    struct conn_side *src = b == c->c2s ? &c->cli : &c->up;
-    struct conn_side *dst = b == c->c2s ? &c->up : &c->cli;
+    return s == &c->cli ? &c->up : &c->cli;
+}
 
-    while (b->len > 0) {
+/* The buffer and pipe of the direction read from 'src'. */
+static inline struct conn_buf **conn_bufp(struct conn *c, const struct conn_side *src)
+{
+    return src == &c->cli ? &c->c2s : &c->s2c;
+}
+
+static inline struct conn_pipe **conn_pipep(struct conn *c, const struct conn_side *src)
+{
+    return src == &c->cli ? &c->c2s_p : &c->s2c_p;
+}
+
+/* Bytes read from 'src' and not yet sent on. */
+static size_t conn_queued(struct conn *c, const struct conn_side *src)
+{
+    const struct conn_buf *b = *conn_bufp(c, src);
+    const struct conn_pipe *p = *conn_pipep(c, src);
+
+    return (b != NULL ? b->len : 0) + (p != NULL ? p->len : 0);
+}
+
+/* splice(2) needs both ends plain; bytes already in the buffer (peeked)
+ * go out first, in order. */
+static inline int conn_can_splice(struct conn *c, const struct conn_side *src)
+{
+    return c->cli.ssl == NULL && c->up.ssl == NULL && *conn_bufp(c, src) == NULL;
+}
+
+static int conn_io_failed(struct conn *c, struct conn_side *s, const char *what)
+{
+    if (s == &c->cli)
+        conn_ssl_detail(c, what[0] == 's' ? "send to client" : "recv from client");
+    else
+        conn_ssl_detail(c, what[0] == 's' ? "send to target" : "recv from target");
+    conn_close(c, s == &c->cli ? CONN_TERM_CLIENT_ERROR : CONN_TERM_TARGET_ERROR);
+    return -1;
+}
+
+/* Send what the direction read from 'src' holds to the other side; an
+ * emptied buffer or pipe goes back to the pool; once nothing is left and
+ * 'src' has seen EOF, half-close the destination. Returns -1 when the
+ * connection was closed. */
+static int conn_drain(struct conn *c, struct conn_side *src)
+{
+    struct conn_side *dst = conn_peer(c, src);
+    struct conn_buf **bp = conn_bufp(c, src);
+    struct conn_pipe **pp = conn_pipep(c, src);
+    struct conn_buf *b = *bp;
+    struct conn_pipe *p = *pp;
+
+    while (b != NULL && b->len > 0) {
         long r = dst->ops->send(dst, b->data + b->off, b->len);
 
         if (r > 0) {
@@ -382,43 +494,114 @@ static int conn_drain(struct conn *c, struct conn_buf *b)
             continue;
         }
         if (r == CONN_IO_AGAIN)
-            break;
-        if (dst == &c->cli)
-            conn_ssl_detail(c, "send to client");
-        else
-            conn_ssl_detail(c, "send to target");
-        conn_close(c, dst == &c->cli ? CONN_TERM_CLIENT_ERROR : CONN_TERM_TARGET_ERROR);
-        return -1;
+            return 0;
+        return conn_io_failed(c, dst, "send");
     }
-    if (b->len == 0) {
-        b->off = 0;
-        if ((src->flags & CONN_S_EOF) && !(dst->flags & CONN_S_SHUT)) {
-            int r = dst->ops->shut_wr(dst);
-            if (r == 0) {
-                dst->flags |= CONN_S_SHUT;
-            } else if (r != CONN_IO_AGAIN) {
-                conn_close(c, dst == &c->cli ? CONN_TERM_CLIENT_ERROR : CONN_TERM_TARGET_ERROR);
-                return -1;
-            }
+    if (b != NULL) {
+        conn_buf_put(c->w, b);
+        *bp = NULL;
+    }
+    while (p != NULL && p->len > 0) {
+        ssize_t r = splice(p->rd, NULL, dst->fd, NULL, p->len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+        if (r > 0) {
+            p->len -= (uint32_t)r;
+            if (dst == &c->cli)
+                c->bytes_out += (uint64_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return 0;
+        return conn_io_failed(c, dst, "send");
+    }
+    if (p != NULL) {
+        conn_pipe_put(c->w, p);
+        *pp = NULL;
+    }
+    if ((src->flags & CONN_S_EOF) && !(dst->flags & CONN_S_SHUT)) {
+        int r = dst->ops->shut_wr(dst);
+        if (r == 0) {
+            dst->flags |= CONN_S_SHUT;
+        } else if (r != CONN_IO_AGAIN) {
+            conn_close(c, dst == &c->cli ? CONN_TERM_CLIENT_ERROR : CONN_TERM_TARGET_ERROR);
+            return -1;
         }
     }
     return 0;
 }
 
-/* Read from 'src' into its buffer while there is room, sending as we go,
- * up to a budget per callback. Returns -1 when the connection was closed. */
+/* Move bytes from 'src' into a pipe and on to the destination without
+ * copying them through user space. Returns 1 to read again, 0 to wait for
+ * readiness, -1 when the connection was closed. */
+static int conn_splice_in(struct conn *c, struct conn_side *src, size_t *budget)
+{
+    struct conn_pipe **pp = conn_pipep(c, src);
+    size_t room;
+    ssize_t r;
+
+    if (*pp == NULL && (*pp = conn_pipe_get(c->w)) == NULL)
+        return 2; /* no pipe (descriptors or memory short): copy instead */
+    room = CONN_PIPE_BYTES - (*pp)->len;
+    if (room == 0)
+        return 0;
+    r = splice(src->fd, NULL, (*pp)->wr, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (r > 0) {
+        (*pp)->len += (uint32_t)r;
+        *budget -= (size_t)r < *budget ? (size_t)r : *budget;
+        if (src == &c->cli)
+            c->bytes_in += (uint64_t)r;
+        if (conn_drain(c, src) < 0)
+            return -1;
+        /* A short read emptied the socket: wait for readiness rather than
+         * paying a syscall for EAGAIN. Bytes left in the pipe wait for the
+         * destination. */
+        return (size_t)r == room && *pp == NULL;
+    }
+    if (r == 0) {
+        src->flags |= CONN_S_EOF;
+        return 0;
+    }
+    if (errno == EINTR)
+        return 1;
+    if (errno == EAGAIN)
+        return 0;
+    return conn_io_failed(c, src, "recv");
+}
+
+/* Read from 'src' while there is room, sending as we go, up to a budget
+ * per callback. Returns -1 when the connection was closed. */
 static int conn_pump(struct conn *c, struct conn_side *src)
 {
-    struct conn_buf *b = src == &c->cli ? c->c2s : c->s2c;
+    struct conn_buf **bp = conn_bufp(c, src);
     size_t budget = CONN_CB_BUDGET;
 
     while (budget > 0 && !(src->flags & CONN_S_EOF)) {
-        size_t room = conn_room(b);
+        struct conn_buf *b;
+        size_t room;
         long r;
 
-        if (room == 0) {
-            if (conn_drain(c, b) < 0)
+        if (conn_can_splice(c, src)) {
+            int k = conn_splice_in(c, src, &budget);
+            if (k < 0)
                 return -1;
+            if (k == 1)
+                continue;
+            if (k == 0)
+                break;
+        }
+        if (*bp == NULL && (*bp = conn_buf_get(c->w)) == NULL) {
+            conn_close(c, CONN_TERM_INTERNAL);
+            return -1;
+        }
+        b = *bp;
+        room = conn_room(b);
+        if (room == 0) {
+            if (conn_drain(c, src) < 0)
+                return -1;
+            if (*bp == NULL)
+                continue;
             room = conn_room(b);
             if (room == 0)
                 break; /* back-pressure: the destination is not draining */
@@ -429,20 +612,23 @@ static int conn_pump(struct conn *c, struct conn_side *src)
             budget -= (size_t)r < budget ? (size_t)r : budget;
             if (src == &c->cli)
                 c->bytes_in += (uint64_t)r;
+            if (conn_drain(c, src) < 0)
+                return -1;
+            /* Plain: a short read emptied the socket, wait for readiness.
+             * TLS: OpenSSL may hold more records; keep reading. */
+            if (src->ssl == NULL && (size_t)r < room)
+                break;
             continue;
         }
         if (r == CONN_IO_EOF) {
             src->flags |= CONN_S_EOF;
             break;
         }
-        if (r == CONN_IO_ERROR) {
-            conn_ssl_detail(c, src == &c->cli ? "recv from client" : "recv from target");
-            conn_close(c, src == &c->cli ? CONN_TERM_CLIENT_ERROR : CONN_TERM_TARGET_ERROR);
-            return -1;
-        }
+        if (r == CONN_IO_ERROR)
+            return conn_io_failed(c, src, "recv");
         break;
     }
-    return conn_drain(c, b);
+    return conn_drain(c, src);
 }
 
 /* Arm each side for what it can do now, and notice the end. */
@@ -450,21 +636,24 @@ static void conn_relay_update(struct conn *c)
 {
     struct conn_side *sides[2] = {&c->cli, &c->up};
 
-    if ((c->cli.flags & CONN_S_EOF) && (c->up.flags & CONN_S_EOF) && c->c2s->len == 0 &&
-        c->s2c->len == 0 && !((c->cli.flags | c->up.flags) & CONN_S_SHUT_PEND)) {
+    if ((c->cli.flags & CONN_S_EOF) && (c->up.flags & CONN_S_EOF) && conn_queued(c, &c->cli) == 0 &&
+        conn_queued(c, &c->up) == 0 && !((c->cli.flags | c->up.flags) & CONN_S_SHUT_PEND)) {
         conn_close(c, CONN_TERM_DONE);
         return;
     }
     for (int i = 0; i < 2; i++) {
         struct conn_side *s = sides[i];
-        struct conn_buf *in = s == &c->cli ? c->c2s : c->s2c;
-        struct conn_buf *out = s == &c->cli ? c->s2c : c->c2s;
-        int can_read = !(s->flags & CONN_S_EOF) && conn_room(in) > 0;
+        const struct conn_pipe *p = *conn_pipep(c, s);
+        /* A pipe holding bytes waits for its destination before more is
+         * read: it may be out of slots, and EAGAIN would not say so. */
+        int can_read = !(s->flags & CONN_S_EOF) && conn_room(*conn_bufp(c, s)) > 0 &&
+                       (p == NULL || p->len == 0);
         int ev = 0;
 
         if (can_read || (s->flags & CONN_S_WR_WANTS_R))
             ev |= EV_READ;
-        if (out->len > 0 || (s->flags & (CONN_S_RD_WANTS_W | CONN_S_SHUT_PEND)))
+        if (conn_queued(c, conn_peer(c, s)) > 0 ||
+            (s->flags & (CONN_S_RD_WANTS_W | CONN_S_SHUT_PEND)))
             ev |= EV_WRITE;
         conn_arm(c, s, ev);
         /* Bytes already decrypted inside OpenSSL do not make the socket
@@ -476,17 +665,15 @@ static void conn_relay_update(struct conn *c)
 
 static void conn_relay(struct conn *c, struct conn_side *s, int revents)
 {
-    struct conn_buf *out = s == &c->cli ? c->s2c : c->c2s;
-
     c->last_io = ev_now(c->w->loop);
     if ((revents & EV_READ) || s->ssl != NULL)
         if (conn_pump(c, s) < 0)
             return;
     if ((revents & EV_WRITE) || s->ssl != NULL) {
-        if (conn_drain(c, out) < 0)
+        if (conn_drain(c, conn_peer(c, s)) < 0)
             return;
         /* A retried SSL_shutdown. */
-        if ((s->flags & CONN_S_SHUT_PEND) && out->len == 0) {
+        if ((s->flags & CONN_S_SHUT_PEND) && conn_queued(c, conn_peer(c, s)) == 0) {
             int r = s->ops->shut_wr(s);
             if (r == 0)
                 s->flags |= CONN_S_SHUT;
@@ -502,18 +689,11 @@ static void conn_relay(struct conn *c, struct conn_side *s, int revents)
 static void conn_enter_relay(struct conn *c)
 {
     c->state = CONN_RELAY;
-    if (c->c2s == NULL)
-        c->c2s = conn_buf_get(c->w);
-    if (c->s2c == NULL)
-        c->s2c = conn_buf_get(c->w);
-    if (c->c2s == NULL || c->s2c == NULL) {
-        conn_close(c, CONN_TERM_INTERNAL);
-        return;
-    }
     c->last_io = ev_now(c->w->loop);
     conn_timer(c, c->idle);
-    /* Peeked bytes go first. */
-    if (c->c2s->len > 0 && conn_drain(c, c->c2s) < 0)
+    /* Peeked bytes go first. Buffers are taken when there is something to
+     * read: an idle connection holds none. */
+    if (c->c2s != NULL && conn_drain(c, &c->cli) < 0)
         return;
     conn_relay_update(c);
 }
@@ -593,6 +773,9 @@ static void conn_enter_up_handshake(struct conn *c)
     SSL_set_connect_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* One read(2) per batch of records instead of two per record (header,
+     * then body). */
+    SSL_set_read_ahead(ssl, 1);
     if (conn_is_ip(name)) {
         if (tg->verify)
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
@@ -850,6 +1033,9 @@ static void conn_enter_handshake(struct conn *c)
     SSL_set_accept_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* One read(2) per batch of records instead of two per record (header,
+     * then body). */
+    SSL_set_read_ahead(ssl, 1);
     cs_ssl_set_alpn(ssl, c->lc->alpn, c->lc->alpn_len);
     conn_timer(c, c->lc->handshake_timeout);
     conn_handshake(c);

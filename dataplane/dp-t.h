@@ -102,6 +102,8 @@ struct dp_worker {
     struct conn *free_conns;
     struct conn_buf *free_bufs;
     size_t n_free_conns, n_free_bufs;
+    struct conn_pipe *free_pipes;
+    size_t n_free_pipes;
     uint64_t next_id;
 };
 
