@@ -83,7 +83,7 @@ PORTCULLIS_ADMIN_TOKEN=$TOKEN taskset -c "$LOAD_CPU" "$BIN/portcullisd" --data-d
   --api-listen "127.0.0.1:$API_PORT" --log-level warn >"$WORK/cp.log" 2>&1 &
 PIDS+=("$!")
 for _ in $(seq 100); do curl -fsS "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-taskset -c "$PROXY_CPU" "$BIN/portcullis-proxy" --control-socket "$WORK/var/control.sock" \
+taskset -c "$PROXY_CPU" ${PROXY_WRAP:-} "$BIN/portcullis-proxy" --control-socket "$WORK/var/control.sock" \
   --workers 1 --log-level warn >"$WORK/proxy.log" 2>&1 &
 PROXY=$!
 PIDS+=("$PROXY")
@@ -115,6 +115,11 @@ ticks() { awk '{print $14 + $15}' "/proc/$PROXY/stat"; }
 ms_since() { echo $(( ($(ticks) - $1) * 1000 / CLK )); }
 out() { printf '%-4s %-40s %s\n' "$1" "$2" "$3"; }
 
+# PERF_RECORD=file: sample the proxy (software cpu-clock) during the run.
+if [ -n "${PERF_RECORD:-}" ]; then
+  perf record -e cpu-clock -g -p "$PROXY" -o "$PERF_RECORD" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 for w in $WL; do
   case $w in
     W1)
@@ -143,9 +148,17 @@ for w in $WL; do
       out "$w" "proxy ms/GiB ($([ "$w" = W3 ] && echo offload || echo pass-through))" \
         "$(awk -v m="$ms" -v b="$bytes" 'BEGIN{printf "%.0f", b ? m*1073741824/b : 0}') (bytes=$bytes)"
       ;;
+    W5P)
+      r=$(taskset -c "$LOAD_CPU" python3 /tmp/idle_plain.py "$PASS" 2000 "$PROXY" 2>&1 | tail -1)
+      out W5P "KB RSS per idle plain conn" "$r"
+      ;;
+    HOLD)
+      taskset -c "$LOAD_CPU" python3 /tmp/idle_hold.py "$OFF" 500
+      ;;
     W5)
       r=$(taskset -c "$LOAD_CPU" python3 "$WORK/idle.py" "$OFF" 2000 "$PROXY" 90 2>&1 | tail -1)
       out W5 "KB RSS per idle TLS conn" "$r"
       ;;
   esac
 done
+if [ -n "${PERF_RECORD:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null; fi

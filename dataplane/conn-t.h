@@ -88,6 +88,7 @@ struct conn_ops {
 #define CONN_S_RD_WANTS_W 0x04u /* SSL_read needs the socket writable */
 #define CONN_S_WR_WANTS_R 0x08u /* SSL_write/SSL_shutdown needs it readable */
 #define CONN_S_SHUT_PEND 0x10u  /* SSL_shutdown must be retried */
+#define CONN_S_RD_SHORT 0x20u   /* TLS: the last read(2) did not fill OpenSSL's request */
 
 struct conn_side {
     struct conn *c;
@@ -130,6 +131,7 @@ struct conn {
     size_t peek_need;
     uint64_t bytes_in, bytes_out; /* from the client, to the client */
     int tgt_counted;              /* the target's active gauge includes this connection */
+    int spliced;                  /* some bytes went through splice(2) */
     char sni[256];
     char detail[160]; /* why, in words, for the close log line (never secrets) */
     struct sockaddr_storage peer;

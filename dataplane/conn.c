@@ -278,6 +278,36 @@ static int conn_tls_shut(struct conn_side *s)
     return 0;
 }
 
+/* Notes whether OpenSSL's last read(2) on a side came back short: then the
+ * socket is empty and, once OpenSSL holds nothing either, the relay waits
+ * for readiness instead of paying a read(2) for EAGAIN. */
+static long conn_tls_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+                            int ret, size_t *processed)
+{
+    struct conn_side *s = (struct conn_side *)BIO_get_callback_arg(b);
+
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && s != NULL) {
+        if (ret > 0 && processed != NULL && *processed >= len)
+            s->flags &= ~CONN_S_RD_SHORT;
+        else
+            s->flags |= CONN_S_RD_SHORT;
+    }
+    return oper & BIO_CB_RETURN ? ret : 1;
+}
+
+static void conn_tls_watch_reads(struct conn_side *s)
+{
+    BIO *b = SSL_get_rbio(s->ssl);
+
+    if (b == NULL)
+        return;
+    BIO_set_callback_arg(b, (char *)s);
+    BIO_set_callback_ex(b, conn_tls_bio_cb);
+}
+
 static const struct conn_ops conn_plain_ops = {conn_plain_recv, conn_plain_send, conn_plain_shut};
 static const struct conn_ops conn_tls_ops = {conn_tls_recv, conn_tls_send, conn_tls_shut};
 
@@ -366,6 +396,8 @@ static void conn_free(struct conn *c)
              c->lc->id, (unsigned long long)c->id, peer, c->sni[0] ? c->sni : "-", tgt,
              (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out, ms,
              conn_term_str(c->term), c->detail[0] ? " - " : "", c->detail);
+    if (c->spliced)
+        log_debug("dp", "conn %llu: relayed with splice(2)", (unsigned long long)c->id);
     DP_CTR_SUB(lctr->active, 1);
     DP_CTR_ADD(lctr->bytes_in, c->bytes_in);
     DP_CTR_ADD(lctr->bytes_out, c->bytes_out);
@@ -549,6 +581,7 @@ static int conn_splice_in(struct conn *c, struct conn_side *src, size_t *budget)
     r = splice(src->fd, NULL, (*pp)->wr, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (r > 0) {
         (*pp)->len += (uint32_t)r;
+        c->spliced = 1;
         *budget -= (size_t)r < *budget ? (size_t)r : *budget;
         if (src == &c->cli)
             c->bytes_in += (uint64_t)r;
@@ -614,9 +647,10 @@ static int conn_pump(struct conn *c, struct conn_side *src)
                 c->bytes_in += (uint64_t)r;
             if (conn_drain(c, src) < 0)
                 return -1;
-            /* Plain: a short read emptied the socket, wait for readiness.
-             * TLS: OpenSSL may hold more records; keep reading. */
-            if (src->ssl == NULL && (size_t)r < room)
+            /* A short read emptied the socket: wait for readiness. With
+             * TLS, unless OpenSSL still holds bytes. */
+            if (src->ssl == NULL ? (size_t)r < room
+                                 : (src->flags & CONN_S_RD_SHORT) && !SSL_has_pending(src->ssl))
                 break;
             continue;
         }
@@ -720,6 +754,7 @@ static void conn_up_handshake(struct conn *c)
     ERR_clear_error();
     r = SSL_do_handshake(c->up.ssl);
     if (r == 1) {
+        (void)SSL_free_buffers(c->up.ssl); /* see conn_handshake() */
         conn_enter_relay(c);
         return;
     }
@@ -770,6 +805,7 @@ static void conn_enter_up_handshake(struct conn *c)
     }
     c->up.ssl = ssl;
     c->up.ops = &conn_tls_ops;
+    conn_tls_watch_reads(&c->up);
     SSL_set_connect_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -1000,6 +1036,11 @@ static void conn_handshake(struct conn *c)
     errno = 0;
     r = SSL_do_handshake(c->cli.ssl);
     if (r == 1) {
+        /* SSL_MODE_RELEASE_BUFFERS frees the record buffers after
+         * application data only: the handshake's stay (about 17 KiB)
+         * until the first request, for ever on an idle connection. Fails
+         * harmlessly when bytes are pending. */
+        (void)SSL_free_buffers(c->cli.ssl);
         ev_timer_stop(c->w->loop, &c->tmr);
         conn_enter_connect(c, conn_route(c));
         return;
@@ -1029,6 +1070,7 @@ static void conn_enter_handshake(struct conn *c)
     }
     c->cli.ssl = ssl;
     c->cli.ops = &conn_tls_ops;
+    conn_tls_watch_reads(&c->cli);
     SSL_set_app_data(ssl, c);
     SSL_set_accept_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
