@@ -60,7 +60,7 @@ struct conn_buf {
 /* A pipe pair for splice(2) relaying of one direction when neither side
  * is TLS: bytes go socket -> pipe -> socket inside the kernel. Taken from
  * the worker's pool while the direction has bytes in flight. */
-#define CONN_PIPE_BYTES (64u * 1024u) /* bytes held per pipe at most */
+#define CONN_PIPE_BYTES (512u * 1024u) /* bytes held per pipe at most */
 struct conn_pipe {
     struct conn_pipe *next; /* free list */
     int rd, wr;

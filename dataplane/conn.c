@@ -31,9 +31,11 @@
  * one loop iteration; more would only be RSS. */
 #define CONN_BUF_POOL_MAX 64
 #define CONN_PIPE_POOL_MAX 32
-/* Pipe capacity: more slots than CONN_PIPE_BYTES needs in pages, so the
- * byte bound is reached before the slots run out on small segments. */
-#define CONN_PIPE_SIZE (256 * 1024)
+/* Pipe capacity (fs.pipe-max-size's default): 256 page slots, twice what
+ * CONN_PIPE_BYTES needs, so the byte bound is reached before the slots run
+ * out on small segments. 512 KiB per splice(2) took W4's proxy CPU per GiB
+ * from about 860 to 530 ms against 64 KiB (bench/PERF-NOTES.md). */
+#define CONN_PIPE_SIZE (1024 * 1024)
 
 _Static_assert(sizeof(((struct conn *)0)->pp2) >= PP2_MAX_LEN, "conn pp2 buffer too small");
 
