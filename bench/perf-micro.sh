@@ -8,7 +8,7 @@
 # processes share the machine. Loopback only; every process started here is
 # stopped by pid on exit; every load is bounded in time.
 #
-# Usage: bench/perf-micro.sh [W1 W2 W3 W4 W5]   (default: all)
+# Usage: bench/perf-micro.sh [W1 W2 W3 W4 W4I W5]   (default: W1-W5; W4I = iperf3)
 # Env:   PC_BIN (default build/bin), CERT=ec|rsa (default ec), BIG_MB=256,
 #        ANCHORS (for the hsload and idle.py sources), W2_DUR=5, W1_DUR=5
 set -uo pipefail
@@ -108,7 +108,15 @@ api POST /v1/listeners "$(jq -n --argjson p "$OFF" '{name:"offload", bind:"127.0
   max_connections:8000, idle_timeout_ms:300000}')"
 api POST /v1/listeners "$(jq -n --argjson p "$PASS" '{name:"relay", bind:"127.0.0.1", port:$p,
   protocol:"tcp", default_target_group_id:"origin", max_connections:8000, idle_timeout_ms:300000}')"
-wait_port "$OFF" && wait_port "$PASS" || die "listeners not up: $(tail -5 "$WORK/proxy.log")"
+IPERF_BE=$(free_port)
+IPERF=$(free_port)
+taskset -c "$LOAD_CPU" iperf3 -s -B 127.0.0.1 -p "$IPERF_BE" >"$WORK/iperf3-s.log" 2>&1 &
+PIDS+=("$!")
+api POST /v1/target-groups "$(jq -n --argjson p "$IPERF_BE" \
+  '{name:"iperf", protocol:"tcp", targets:[{host:"127.0.0.1", port:$p}]}')"
+api POST /v1/listeners "$(jq -n --argjson p "$IPERF" '{name:"iperf", bind:"127.0.0.1", port:$p,
+  protocol:"tcp", default_target_group_id:"iperf", max_connections:100, idle_timeout_ms:300000}')"
+wait_port "$IPERF_BE" && wait_port "$IPERF" && wait_port "$OFF" && wait_port "$PASS" || die "listeners not up: $(tail -5 "$WORK/proxy.log")"
 sleep 0.5
 
 ticks() { awk '{print $14 + $15}' "/proc/$PROXY/stat"; }
@@ -146,6 +154,14 @@ for w in $WL; do
       done
       ms=$(ms_since "$t0")
       out "$w" "proxy ms/GiB ($([ "$w" = W3 ] && echo offload || echo pass-through))" \
+        "$(awk -v m="$ms" -v b="$bytes" 'BEGIN{printf "%.0f", b ? m*1073741824/b : 0}') (bytes=$bytes)"
+      ;;
+    W4I)
+      t0=$(ticks)
+      r=$(taskset -c "$LOAD_CPU" iperf3 -c 127.0.0.1 -p "$IPERF" -t 5 -J)
+      ms=$(ms_since "$t0")
+      bytes=$(jq '.end.sum_received.bytes' <<<"$r")
+      out W4I "proxy ms/GiB (iperf3 pass-through)" \
         "$(awk -v m="$ms" -v b="$bytes" 'BEGIN{printf "%.0f", b ? m*1073741824/b : 0}') (bytes=$bytes)"
       ;;
     W5P)
