@@ -295,6 +295,7 @@ struct snap_peer {
     size_t n_refs, n_prefs;
     int refs_ok, pend_delta, held_stale;
     int delta_ok; /* gets the delta of the publication in flight */
+    int sync_sel; /* chosen by the snap_sync() in progress */
     struct wire_dec dec;
     struct snap_buf *outq, *outq_tail;
     size_t out_bytes;
@@ -320,6 +321,7 @@ struct snap_pub {
     int wake[2];
     int stop;
     int in_change;
+    unsigned long changes; /* snap_pub_begin() calls: snap_sync() notices one */
     struct snap_peer **peers;
     size_t n_peers;
     struct snap_health *health;
@@ -796,7 +798,7 @@ static int snap_wanted(const struct snap_peer *pe, enum snap_want want)
         return 0;
     switch (want) {
     case SNAP_W_SYNC:
-        return pe->needs_sync;
+        return pe->needs_sync && pe->sync_sel;
     case SNAP_W_FULL:
         return pe->in_req && !pe->delta_ok;
     case SNAP_W_DELTA:
@@ -965,31 +967,50 @@ static void snap_sync(struct snap_pub *p)
     char *frame = NULL;
     size_t frame_len = 0;
     int64_t cv, lv;
-    int any = 0;
+    unsigned long gen = p->changes;
+    int any = 0, rc;
 
-    for (size_t i = 0; i < p->n_peers; i++)
-        if (p->peers[i]->fd >= 0 && p->peers[i]->needs_sync)
-            any = 1;
+    for (size_t i = 0; i < p->n_peers; i++) {
+        struct snap_peer *pe = p->peers[i];
+
+        pe->sync_sel = pe->fd >= 0 && pe->hello && pe->needs_sync;
+        any |= pe->sync_sel;
+    }
     if (!any || p->in_change)
         return;
     ids = cJSON_CreateArray();
-    if (store_begin(p->rd, &err) < 0)
-        goto out;
-    if (store_versions(p->rd, &cv, &lv, &err) < 0 || snap_build(p->rd, cv, &snap, &err) < 0)
+    /* Building the snapshot and decrypting what a fresh proxy lacks (10,000
+     * keys) happen outside the lock, as in snap_pub_publish(): /v1/status
+     * and the API go on meanwhile. Only this thread adds or removes peers,
+     * so the array stays; a change begun meanwhile voids the work. */
+    pthread_mutex_unlock(&p->mu);
+    rc = store_begin(p->rd, &err) < 0 || store_versions(p->rd, &cv, &lv, &err) < 0 ||
+                 snap_build(p->rd, cv, &snap, &err) < 0
+             ? -1
+             : 0;
+    pthread_mutex_lock(&p->mu);
+    if (rc < 0 || p->in_change || p->changes != gen)
         goto out;
     snap_missing(p, snap, SNAP_W_SYNC, ids);
-    if (snap_frames_load(p->rd, p->mk, ids, &fr, &err) < 0 ||
-        wire_encode(snap, 0, &frame, &frame_len, &err) < 0)
+    pthread_mutex_unlock(&p->mu);
+    rc = snap_frames_load(p->rd, p->mk, ids, &fr, &err) < 0 ||
+                 wire_encode(snap, 0, &frame, &frame_len, &err) < 0
+             ? -1
+             : 0;
+    pthread_mutex_lock(&p->mu);
+    if (rc < 0 || p->in_change || p->changes != gen)
         goto out;
     for (size_t i = 0; i < p->n_peers; i++) {
         struct snap_peer *pe = p->peers[i];
 
-        if (pe->fd < 0 || !pe->needs_sync)
+        if (pe->fd < 0 || !pe->needs_sync || !pe->sync_sel)
             continue;
         snap_send(pe, snap, cv, &fr, frame, frame_len);
         log_debug("snap", "sent version %lld to proxy %s", (long long)cv, pe->node_id);
     }
 out:
+    for (size_t i = 0; i < p->n_peers; i++)
+        p->peers[i]->sync_sel = 0;
     if (err_isset(&err))
         log_error("snap", "cannot send the configuration: %s", err.message);
     store_rollback(p->rd);
@@ -1184,6 +1205,7 @@ void snap_pub_begin(struct snap_pub *p)
 {
     pthread_mutex_lock(&p->mu);
     p->in_change = 1;
+    p->changes++;
     pthread_mutex_unlock(&p->mu);
 }
 
