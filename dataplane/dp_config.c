@@ -269,12 +269,49 @@ oom:
 
 /* --- target groups --- */
 
-static int dp_resolve(struct tg_target *t)
+/* How long a name's address is reused by later configurations. getaddrinfo
+ * blocks the main thread (health checks, the control channel), so a
+ * rotation or an unrelated change must not pay it for every DNS target. */
+#define DP_RESOLVE_REUSE_MS 60000
+
+/* The same target (group, id, host, port) in the previous configuration,
+ * resolved recently enough to reuse, or NULL. */
+static const struct tg_target *dp_resolved_before(const struct dp_build *b, const char *tg_id,
+                                                  const struct tg_target *t)
+{
+    int64_t now = dp_now_ms();
+
+    for (size_t g = 0; b->old != NULL && g < b->old->n_tgs; g++) {
+        const struct tg *o = &b->old->tgs[g];
+
+        if (strcmp(o->id, tg_id) != 0)
+            continue;
+        for (size_t i = 0; i < o->n_targets; i++) {
+            const struct tg_target *ot = &o->targets[i];
+
+            if (ot->resolved && ot->port == t->port && strcmp(ot->id, t->id) == 0 &&
+                strcmp(ot->host, t->host) == 0 && now - ot->resolved_at < DP_RESOLVE_REUSE_MS)
+                return ot;
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+static int dp_resolve(const struct dp_build *b, const char *tg_id, struct tg_target *t)
 {
     struct addrinfo hints = {0}, *res = NULL;
+    const struct tg_target *prev;
     char port[8];
 
     if (net_make_addr(t->host, t->port, &t->addr, &t->addrlen, NULL) == 0) {
+        t->resolved = 1;
+        return 0;
+    }
+    if ((prev = dp_resolved_before(b, tg_id, t)) != NULL) {
+        memcpy(&t->addr, &prev->addr, sizeof(t->addr));
+        t->addrlen = prev->addrlen;
+        t->resolved_at = prev->resolved_at;
         t->resolved = 1;
         return 0;
     }
@@ -287,6 +324,7 @@ static int dp_resolve(struct tg_target *t)
     }
     memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
     t->addrlen = res->ai_addrlen;
+    t->resolved_at = dp_now_ms();
     t->resolved = 1;
     freeaddrinfo(res);
     return 0;
@@ -427,7 +465,7 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
         tt->st = dp_stats_get(b->dp, tg->id, tt->id);
         if (tt->st == NULL)
             return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
-        dp_resolve(tt);
+        dp_resolve(b, tg->id, tt);
         if (tt->weight > 0 && tt->resolved)
             tg->eligible[tg->n_eligible++] = (size_t)(tt - tg->targets);
     }

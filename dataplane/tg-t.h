@@ -47,7 +47,8 @@ struct tg_target {
     char host[DP_HOST_MAX];
     int port;
     int weight;
-    int resolved; /* addr is valid */
+    int resolved;        /* addr is valid */
+    int64_t resolved_at; /* dp_now_ms() of the getaddrinfo that filled addr (DNS names only) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct dp_stats *st; /* counters, shared across configurations (ref held) */

@@ -137,6 +137,49 @@ static void test_defaults_and_targets(void **state)
     freedp(dp);
 }
 
+/* A DNS-named target keeps its address across configurations (getaddrinfo
+ * blocks the main thread): same group, id, host and port reuse it; another
+ * port resolves afresh. */
+static void test_resolve_reuse(void **state)
+{
+    char host[256], tgs1[512], tgs2[768];
+    struct dp *dp = mkdp();
+    struct dp_config *c1, *c2;
+    const struct tg_target *a, *b, *n;
+
+    (void)state;
+    /* The machine's own name: resolved through getaddrinfo (/etc/hosts). */
+    if (gethostname(host, sizeof(host)) != 0 || strchr(host, '"') != NULL) {
+        freedp(dp);
+        skip();
+    }
+    snprintf(tgs1, sizeof(tgs1),
+             "{\"id\":\"tg-d\",\"targets\":[{\"id\":\"t1\",\"host\":\"%s\",\"port\":1001}]}", host);
+    snprintf(tgs2, sizeof(tgs2),
+             "{\"id\":\"tg-d\",\"targets\":[{\"id\":\"t1\",\"host\":\"%s\",\"port\":1001},"
+             "{\"id\":\"t2\",\"host\":\"%s\",\"port\":1002}]}",
+             host, host);
+    c1 = build_ok(dp, snap(1, "", tgs1), NULL);
+    a = &c1->tgs[0].targets[0];
+    if (!a->resolved || a->resolved_at == 0) { /* the name does not resolve here */
+        dp_config_unref(c1);
+        freedp(dp);
+        skip();
+    }
+    c2 = build_ok(dp, snap(2, "", tgs2), c1);
+    b = &c2->tgs[0].targets[0];
+    n = &c2->tgs[0].targets[1];
+    assert_true(b->resolved);
+    assert_true(b->resolved_at == a->resolved_at); /* reused, not looked up again */
+    assert_int_equal(b->addrlen, a->addrlen);
+    assert_memory_equal(&b->addr, &a->addr, a->addrlen);
+    assert_true(n->resolved);
+    assert_true(n->resolved_at >= a->resolved_at); /* a new target is looked up */
+    dp_config_unref(c1);
+    dp_config_unref(c2);
+    freedp(dp);
+}
+
 static void test_socket_reuse(void **state)
 {
     struct dp *dp = mkdp();
@@ -270,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_and_targets),
         cmocka_unit_test(test_socket_reuse),
+        cmocka_unit_test(test_resolve_reuse),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
