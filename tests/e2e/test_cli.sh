@@ -8,7 +8,7 @@ DP=$PC_BIN_DIR/portcullis-proxy
 
 for bin in "$CP" "$DP"; do
   name=$(basename "$bin")
-  "$bin" --help | grep -q -- '--log-level' || pc_fail "$name --help lacks --log-level"
+  "$bin" --help | grep -- '--log-level' >/dev/null || pc_fail "$name --help lacks --log-level"
   "$bin" --version | grep -Eq "^$name [0-9]+\.[0-9]+\.[0-9]+$" || pc_fail "$name --version"
 
   rc=0; out=$("$bin" --no-such-flag 2>&1) || rc=$?

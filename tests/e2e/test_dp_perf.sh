@@ -88,7 +88,10 @@ PY
 pc_log "idle TLS connections: $out"
 pc_assert_eq "$(sed 's/ kb=.*//' <<<"$out")" "ok=$IDLE again=$IDLE" "echo on $IDLE connections, then again"
 kb=${out##*kb=}
-if ldd "$PC_BIN_DIR/portcullis-proxy" 2>/dev/null | grep -q 'libasan'; then
+# Read ldd's whole output first: `ldd | grep -q` under pipefail fails when
+# grep's early exit hands ldd a SIGPIPE.
+libs=$(ldd "$PC_BIN_DIR/portcullis-proxy" 2>/dev/null || true)
+if [[ $libs == *libasan* ]]; then
   pc_log "sanitizer build: RSS bound not checked ($kb KB)"
 else
   # Two 16 KiB buffers per connection would be 32 KiB; OpenSSL's own state is
