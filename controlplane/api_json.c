@@ -438,15 +438,21 @@ static int hc_parse(const cJSON *h, cJSON **out, struct api_vctx *vc, struct err
 
     if (api_json_only(h, allowed, "health_check", vc, err) < 0 ||
         get_enum(h, "protocol", protos, NULL, &proto, "health_check", vc, err) < 0 ||
-        get_int(h, "port", 1, 65535, 0, &port, "health_check", vc, err) < 0 ||
+        get_int(h, "port", 0, 65535, 0, &port, "health_check", vc, err) < 0 ||
         get_str(h, "path", 0, 1, 1024, &path, "health_check", vc, err) < 0 ||
         get_int(h, "interval_ms", 100, 300000, 5000, &interval, "health_check", vc, err) < 0 ||
-        get_int(h, "timeout_ms", 50, 60000, 2000, &timeout, "health_check", vc, err) < 0 ||
+        get_int(h, "timeout_ms", 50, 60000, -1, &timeout, "health_check", vc, err) < 0 ||
         get_int(h, "healthy_threshold", 1, 10, 3, &ht, "health_check", vc, err) < 0 ||
         get_int(h, "unhealthy_threshold", 1, 10, 3, &ut, "health_check", vc, err) < 0 ||
         get_bool(h, "fail_open", 1, &fail_open, "health_check", vc, err) < 0 ||
         get_enum(h, "proxy_protocol", pp, "", &ppv, "health_check", vc, err) < 0)
         return -1;
+    /* Not sent: 2 s, within the interval (the caller set no timeout to clash). */
+    if (timeout < 0)
+        timeout = interval < 2000 ? interval : 2000;
+    /* GET shows "/" for every check: sending it back is no error. */
+    if (path != NULL && strcmp(proto, "http") != 0 && strcmp(path, "/") == 0)
+        path = NULL;
     if (path != NULL) {
         if (strcmp(proto, "http") != 0)
             return err_set(err, ERR_UNPROCESSABLE, "invalid_combination",

@@ -49,6 +49,7 @@ struct hc_buf {
 struct hc_chk {
     struct tg_hc set;
     char host[DP_HOST_MAX];
+    int tport; /* the target's port */
     int resolved;
     struct sockaddr_storage addr;
     socklen_t addrlen;

@@ -99,6 +99,17 @@ int hc_sm_feed(struct hc_sm *sm, int ok, int healthy_threshold, int unhealthy_th
     return sm->state != before;
 }
 
+void hc_host_header(char *out, size_t cap, const char *host, int port)
+{
+    /* An IPv6 literal needs brackets; the port goes only when not 80. */
+    int v6 = strchr(host, ':') != NULL;
+
+    if (port == 80)
+        snprintf(out, cap, v6 ? "[%s]" : "%s", host);
+    else
+        snprintf(out, cap, v6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 const char *hc_state_name(enum tg_health h)
 {
     switch (h) {
@@ -231,6 +242,12 @@ static void hc_check_done(struct hc_tgt *t, int ok, const char *reason)
             hc_report(t);
     } else if (!ok) {
         log_debug("hc", "target %s/%s check failed: %s", t->tg_id, t->id, reason);
+        /* Still unhealthy, for another reason (refused, then 503): show it. */
+        if (t->sm.state == TG_H_UNHEALTHY && strcmp(t->reason, reason) != 0) {
+            snprintf(t->reason, sizeof(t->reason), "%s", reason);
+            if (!t->draining)
+                hc_report(t);
+        }
     }
     next = t->chk->started + hc_jitter(t->hc, t->chk->set.interval_ms, 0.95, 1.05) - ev_now(loop);
     hc_check_schedule(t, next);
@@ -373,11 +390,16 @@ static void hc_connected(struct hc_tgt *t)
         t->chk->buf->out_len =
             pp2_build_local((uint8_t *)t->chk->buf->out, sizeof(t->chk->buf->out));
     if (t->chk->set.protocol == 1) {
-        int n = snprintf(t->chk->buf->out + t->chk->buf->out_len,
-                         sizeof(t->chk->buf->out) - t->chk->buf->out_len,
-                         "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
-                         "User-Agent: portcullis-hc\r\n\r\n",
-                         t->chk->set.path[0] ? t->chk->set.path : "/", t->chk->host);
+        char hosthdr[DP_HOST_MAX + 16];
+        int n;
+
+        hc_host_header(hosthdr, sizeof(hosthdr), t->chk->host,
+                       t->chk->set.port ? t->chk->set.port : t->chk->tport);
+        n = snprintf(t->chk->buf->out + t->chk->buf->out_len,
+                     sizeof(t->chk->buf->out) - t->chk->buf->out_len,
+                     "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
+                     "User-Agent: portcullis-hc\r\n\r\n",
+                     t->chk->set.path[0] ? t->chk->set.path : "/", hosthdr);
 
         if (n < 0 || (size_t)n >= sizeof(t->chk->buf->out) - t->chk->buf->out_len) {
             hc_check_done(t, 0, "http: request too long");
@@ -600,8 +622,11 @@ static struct hc_tgt *hc_tgt_new(struct hc *hc, const struct tg *tg, const struc
     return t;
 }
 
-/* Whether 't' was built from what 'tg'/'tt' now say (fail_open aside: it
- * changes the choice, not the checks). */
+/* Whether the checker of 't' still checks what 'tg'/'tt' now say: same
+ * target (host name and port: a DNS name's address order may change from one
+ * snapshot to the next), protocol, port, path, PROXY header and TLS settings.
+ * Timing and thresholds do not count: hc_update copies them in place and the
+ * verdict stays. fail_open changes the choice, not the checks. */
 static int hc_same(const struct hc_tgt *t, const struct tg *tg, const struct tg_target *tt)
 {
     const struct tg_hc *a, *b = &tg->hc;
@@ -613,13 +638,41 @@ static int hc_same(const struct hc_tgt *t, const struct tg *tg, const struct tg_
         return 1;
     a = &t->chk->set;
     return a->protocol == b->protocol && a->port == b->port && strcmp(a->path, b->path) == 0 &&
-           a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms &&
-           a->healthy_threshold == b->healthy_threshold &&
-           a->unhealthy_threshold == b->unhealthy_threshold && a->proxy_v2 == b->proxy_v2 &&
-           strcmp(t->chk->host, tt->host) == 0 && t->chk->resolved == tt->resolved &&
-           t->chk->addrlen == tt->addrlen && memcmp(&t->chk->addr, &tt->addr, tt->addrlen) == 0 &&
+           a->proxy_v2 == b->proxy_v2 && strcmp(t->chk->host, tt->host) == 0 &&
+           t->chk->tport == tt->port && (t->chk->resolved || !tt->resolved) &&
            t->chk->tls_verify == verify && (!verify || t->chk->ctx == tg->cli_ctx) &&
            strcmp(t->chk->sni, tg->server_name ? tg->server_name : tt->host) == 0;
+}
+
+/* Take the new timing, thresholds and address of an unchanged check (see
+ * hc_same) without touching the verdict. */
+static void hc_update(struct hc_tgt *t, const struct tg *tg, const struct tg_target *tt)
+{
+    struct hc_chk *c = t->chk;
+    int old_interval;
+
+    if (c == NULL)
+        return;
+    old_interval = c->set.interval_ms;
+    c->set.interval_ms = tg->hc.interval_ms;
+    c->set.timeout_ms = tg->hc.timeout_ms;
+    c->set.healthy_threshold = tg->hc.healthy_threshold;
+    c->set.unhealthy_threshold = tg->hc.unhealthy_threshold;
+    c->set.fail_open = tg->hc.fail_open;
+    if (tt->resolved) {
+        c->addr = tt->addr;
+        c->addrlen = tt->addrlen;
+    }
+    /* A run longer than the new threshold decides at the next result anyway. */
+    if (t->sm.ok_run > c->set.healthy_threshold)
+        t->sm.ok_run = c->set.healthy_threshold;
+    if (t->sm.fail_run > c->set.unhealthy_threshold)
+        t->sm.fail_run = c->set.unhealthy_threshold;
+    /* An idle checker waiting out a longer interval: next check within the
+     * new one (a check in flight schedules the next itself). */
+    if (c->phase == HC_IDLE && c->set.interval_ms < old_interval &&
+        ev_timer_remaining(t->hc->dp->loop, &c->tmr) > c->set.interval_ms / 1000.0)
+        hc_check_schedule(t, hc_jitter(t->hc, c->set.interval_ms, 0.9, 1.0));
 }
 
 /* (Re)build the checker of 't' from the configuration: state back to
@@ -650,6 +703,7 @@ static void hc_reset(struct hc_tgt *t, const struct tg *tg, const struct tg_targ
     t->chk->tmr.data = t;
     t->chk->set = tg->hc;
     snprintf(t->chk->host, sizeof(t->chk->host), "%s", tt->host);
+    t->chk->tport = tt->port;
     t->chk->resolved = tt->resolved;
     t->chk->addr = tt->addr;
     t->chk->addrlen = tt->addrlen;
@@ -711,7 +765,9 @@ static void hc_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
             hc_remove_at(hc, pos);
         return;
     }
-    snprintf(t->reason, sizeof(t->reason), "weight 0");
+    /* An unhealthy target keeps showing why. */
+    if (t->sm.state != TG_H_UNHEALTHY)
+        snprintf(t->reason, sizeof(t->reason), "weight 0");
     hc_report(t);
 }
 
@@ -764,6 +820,8 @@ void hc_apply(struct dp *dp)
             if (!found || !hc_same(t, tg, tt)) {
                 hc_reset(t, tg, tt);
                 changed = 1;
+            } else {
+                hc_update(t, tg, tt);
             }
             if (t->removed) { /* back while draining */
                 t->removed = 0;
@@ -783,7 +841,7 @@ void hc_apply(struct dp *dp)
             } else if (tt->weight > 0 && old_weight == 0) {
                 /* Its weight-0 drain ended earlier: the deadline is moot. */
                 atomic_store_explicit(&t->st->drain_until, 0, memory_order_release);
-                if (strcmp(t->reason, "weight 0") == 0) {
+                if (t->sm.state != TG_H_UNHEALTHY && strcmp(t->reason, "weight 0") == 0) {
                     t->reason[0] = '\0';
                     changed = 1;
                 }

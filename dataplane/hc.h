@@ -23,6 +23,9 @@ int hc_http_ok(int status);
  * 'unhealthy_threshold' consecutive failures, healthy after
  * 'healthy_threshold' consecutive successes. Returns 1 when the state
  * changed. Pure. */
+/* The Host header value of an HTTP check: "host:port", "[v6]:port", no
+ * port for 80. */
+void hc_host_header(char *out, size_t cap, const char *host, int port);
 int hc_sm_feed(struct hc_sm *sm, int ok, int healthy_threshold, int unhealthy_threshold);
 
 /* The API name of a health state ("initial", "healthy", "unhealthy"). */

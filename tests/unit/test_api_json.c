@@ -185,6 +185,37 @@ static void test_tg(void **state)
         "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
         "\"healthy_threshold\":11}}",
         ERR_UNPROCESSABLE, "out_of_range", "health_check.healthy_threshold");
+    /* timeout_ms not sent: 2000 or the interval, whichever is smaller. */
+    d = run(api_tg_parse,
+            "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
+            "\"interval_ms\":1000}}",
+            ERR_NONE, NULL, NULL);
+    t = cJSON_GetObjectItem(d, "health_check");
+    assert_int_equal(cJSON_GetObjectItem(t, "timeout_ms")->valueint, 1000);
+    cJSON_Delete(d);
+    run(api_tg_parse,
+        "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
+        "\"interval_ms\":1000,\"timeout_ms\":1001}}",
+        ERR_UNPROCESSABLE, "invalid_combination", "health_check.timeout_ms");
+    /* What GET shows for a tcp check goes back in a PUT: port 0, path "/". */
+    d = run(api_tg_parse,
+            "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
+            "\"port\":0,\"path\":\"/\",\"interval_ms\":5000,\"timeout_ms\":2000,"
+            "\"healthy_threshold\":3,\"unhealthy_threshold\":3,\"fail_open\":true,"
+            "\"proxy_protocol\":null}}",
+            ERR_NONE, NULL, NULL);
+    t = cJSON_GetObjectItem(d, "health_check");
+    assert_int_equal(cJSON_GetObjectItem(t, "port")->valueint, 0);
+    assert_string_equal(cJSON_GetObjectItem(t, "path")->valuestring, "/");
+    cJSON_Delete(d);
+    run(api_tg_parse,
+        "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
+        "\"path\":\"/x\"}}",
+        ERR_UNPROCESSABLE, "invalid_combination", "health_check.path");
+    run(api_tg_parse,
+        "{\"name\":\"a\",\"protocol\":\"tcp\",\"health_check\":{\"protocol\":\"tcp\","
+        "\"port\":-1}}",
+        ERR_UNPROCESSABLE, "out_of_range", "health_check.port");
     run(api_tg_parse, "{\"name\":\"a\",\"protocol\":\"tcp\",\"proxy_protocol\":\"v1\"}",
         ERR_INVALID, "invalid_value", "proxy_protocol");
     run(api_tg_parse, "{\"name\":\"a\",\"protocol\":\"tcp\",\"deregistration_delay_s\":3601}",

@@ -173,6 +173,21 @@ static void test_sm_threshold_one(void **state)
     assert_string_equal(hc_state_name(TG_H_UNHEALTHY), "unhealthy");
 }
 
+static void test_host_header(void **state)
+{
+    char b[300];
+
+    (void)state;
+    hc_host_header(b, sizeof(b), "::1", 8080);
+    assert_string_equal(b, "[::1]:8080");
+    hc_host_header(b, sizeof(b), "::1", 80);
+    assert_string_equal(b, "[::1]");
+    hc_host_header(b, sizeof(b), "10.0.0.1", 8443);
+    assert_string_equal(b, "10.0.0.1:8443");
+    hc_host_header(b, sizeof(b), "example.com", 80);
+    assert_string_equal(b, "example.com");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_http_split),    cmocka_unit_test(test_http_garbage),
         cmocka_unit_test(test_http_oversize), cmocka_unit_test(test_sm_initial),
         cmocka_unit_test(test_sm_thresholds), cmocka_unit_test(test_sm_threshold_one),
+        cmocka_unit_test(test_host_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
