@@ -722,10 +722,11 @@ int api_tg_health(struct api *a, struct store *st, struct api_req *r, struct api
         h = NULL;
         cJSON_ArrayForEach(x, rep)
         {
-            /* Several proxies: the most recent verdict. */
+            /* Several proxies: the verdict that arrived last (seq grows
+             * with every report; updated_at has whole seconds only). */
             if (!strcmp(cJSON_GetObjectItem(x, "target_id")->valuestring, tid) &&
-                (h == NULL || cJSON_GetObjectItem(x, "updated_at")->valuedouble >=
-                                  cJSON_GetObjectItem(h, "updated_at")->valuedouble))
+                (h == NULL || cJSON_GetObjectItem(x, "seq")->valuedouble >
+                                  cJSON_GetObjectItem(h, "seq")->valuedouble))
                 h = x;
         }
         cJSON_AddStringToObject(e, "target_id", tid);

@@ -310,6 +310,7 @@ struct snap_health {
     char reason[160];
     char node[64];
     int64_t updated_at;
+    uint64_t seq; /* arrival order: updated_at has whole seconds only */
 };
 
 struct snap_pub {
@@ -326,7 +327,8 @@ struct snap_pub {
     size_t n_peers;
     struct snap_health *health;
     size_t n_health;
-    struct store *rd; /* the thread's own read connection */
+    uint64_t health_seq; /* last snap_health.seq given */
+    struct store *rd;    /* the thread's own read connection */
     const struct cs_master *mk;
     int ack_timeout_ms;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -545,7 +547,7 @@ static void snap_health_put(struct snap_pub *p, const char *node, const cJSON *f
             size_t old = 0;
 
             for (size_t i = 1; i < p->n_health; i++)
-                if (p->health[i].updated_at < p->health[old].updated_at)
+                if (p->health[i].seq < p->health[old].seq)
                     old = i;
             h = &p->health[old];
         } else {
@@ -562,6 +564,7 @@ static void snap_health_put(struct snap_pub *p, const char *node, const cJSON *f
     snprintf(h->reason, sizeof(h->reason), "%s", cJSON_IsString(r) ? r->valuestring : "");
     snprintf(h->node, sizeof(h->node), "%s", node);
     h->updated_at = time(NULL);
+    h->seq = ++p->health_seq;
 }
 
 static void snap_hello(struct snap_pub *p, struct snap_peer *pe, const cJSON *f)
@@ -1439,6 +1442,7 @@ cJSON *snap_pub_health(struct snap_pub *p, const char *tg_id)
         cJSON_AddStringToObject(o, "state", h->state);
         cJSON_AddStringToObject(o, "reason", h->reason);
         cJSON_AddNumberToObject(o, "updated_at", (double)h->updated_at);
+        cJSON_AddNumberToObject(o, "seq", (double)h->seq);
         cJSON_AddStringToObject(o, "node_id", h->node);
         cJSON_AddItemToArray(arr, o);
     }

@@ -84,7 +84,8 @@ int snap_pub_publish(struct snap_pub *p, struct store *st, const cJSON *snapshot
 /* [{id, connected, applied_version, last_error}] */
 cJSON *snap_pub_status(struct snap_pub *p);
 int snap_pub_connected(struct snap_pub *p);
-/* Health reports of group 'tg_id': [{target_id, state, reason, updated_at, node_id}] */
+/* Health reports of group 'tg_id': [{target_id, state, reason, updated_at, seq, node_id}]
+ * (seq: arrival order, growing) */
 cJSON *snap_pub_health(struct snap_pub *p, const char *tg_id);
 /* The last stats frame of each connected proxy: [{node_id, listeners, targets}] */
 cJSON *snap_pub_stats(struct snap_pub *p);
