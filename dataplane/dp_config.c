@@ -35,6 +35,13 @@ struct dp_build {
     struct dp_certref *refs;
     size_t n_refs;
     size_t cap_ctxs;
+    /* The new groups sorted by id, for the listeners' lookups. */
+    struct tg **tg_idx;
+    /* Open-addressing tables of listener indexes by address (SIZE_MAX:
+     * empty): the new listeners so far, and the old configuration's. 1,000
+     * listeners must not cost 10^6 address compares per build. */
+    size_t *lsn_tab, *old_tab;
+    size_t tab_mask, old_mask;
 };
 
 /* --- JSON helpers: absent members take the documented defaults --- */
@@ -495,14 +502,24 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
     return tg_prepare(tg, b->cfg->nworkers, err);
 }
 
-static struct tg *dp_tg_find(struct dp_config *cfg, const char *id)
+static int dp_tgp_cmp(const void *a, const void *b)
 {
-    if (id == NULL)
+    return strcmp((*(struct tg *const *)a)->id, (*(struct tg *const *)b)->id);
+}
+
+static int dp_tg_key_cmp(const void *key, const void *e)
+{
+    return strcmp(key, (*(struct tg *const *)e)->id);
+}
+
+static struct tg *dp_tg_find(const struct dp_build *b, const char *id)
+{
+    struct tg **p;
+
+    if (id == NULL || b->cfg->n_tgs == 0)
         return NULL;
-    for (size_t i = 0; i < cfg->n_tgs; i++)
-        if (strcmp(cfg->tgs[i].id, id) == 0)
-            return &cfg->tgs[i];
-    return NULL;
+    p = bsearch(id, b->tg_idx, b->cfg->n_tgs, sizeof(*b->tg_idx), dp_tg_key_cmp);
+    return p ? *p : NULL;
 }
 
 /* --- listeners --- */
@@ -523,6 +540,53 @@ static int dp_same_addr(const struct sockaddr_storage *a, const struct sockaddr_
     return 0;
 }
 
+static size_t dp_addr_hash(const struct sockaddr_storage *a)
+{
+    size_t h = a->ss_family;
+
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a;
+        h = h * 31 + x->sin_port;
+        h = h * 31 + x->sin_addr.s_addr;
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a;
+        h = h * 31 + x->sin6_port;
+        for (size_t i = 0; i < sizeof(x->sin6_addr); i++)
+            h = h * 31 + x->sin6_addr.s6_addr[i];
+    }
+    return h ^ (h >> 16);
+}
+
+/* A table of at least twice 'n' slots, all empty. */
+static size_t *dp_tab_new(size_t n, size_t *mask)
+{
+    size_t cap = 16, *t;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    t = malloc(cap * sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    memset(t, 0xff, cap * sizeof(*t));
+    *mask = cap - 1;
+    return t;
+}
+
+/* The first listener of 'lsns' in 'tab' with address 'ss', or SIZE_MAX;
+ * '*slot' is where it would go. */
+static size_t dp_tab_find(const size_t *tab, size_t mask, const struct lsn_conf *lsns,
+                          const struct sockaddr_storage *ss, size_t *slot)
+{
+    size_t i = dp_addr_hash(ss) & mask;
+
+    for (; tab[i] != SIZE_MAX; i = (i + 1) & mask)
+        if (dp_same_addr(&lsns[tab[i]].socks->addr, ss))
+            break;
+    if (slot != NULL)
+        *slot = i;
+    return tab[i];
+}
+
 static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc, size_t idx,
                         struct err *err)
 {
@@ -531,6 +595,7 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
     socklen_t sslen;
     const cJSON *arr, *it;
     const char *s, *bind;
+    size_t lsn_slot;
     long v;
 
     if (!cJSON_IsObject(j))
@@ -559,7 +624,7 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
     else
         return err_set(err, ERR_INVALID, "bad_snapshot", "protocol",
                        "listener %s: unknown protocol '%.16s'", lc->id, s);
-    lc->default_tg = dp_tg_find(cfg, dp_json_str(j, "default_target_group_id"));
+    lc->default_tg = dp_tg_find(b, dp_json_str(j, "default_target_group_id"));
     if (lc->default_tg == NULL)
         return err_set(err, ERR_INVALID, "bad_snapshot", "default_target_group_id",
                        "listener %s: unknown default target group", lc->id);
@@ -585,7 +650,7 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
     cJSON_ArrayForEach(it, dp_arr(arr))
     {
         const char *name = dp_json_str(it, "server_name");
-        struct tg *tg = dp_tg_find(cfg, dp_json_str(it, "target_group_id"));
+        struct tg *tg = dp_tg_find(b, dp_json_str(it, "target_group_id"));
 
         if (name == NULL || tg == NULL)
             return err_set(err, ERR_INVALID, "bad_snapshot", "sni_routes",
@@ -642,23 +707,29 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
     }
 
     /* Sockets: an unchanged (bind, port) keeps its sockets. */
-    for (size_t i = 0; i < idx; i++)
-        if (dp_same_addr(&cfg->lsns[i].socks->addr, &ss))
+    {
+        size_t slot, i = dp_tab_find(b->lsn_tab, b->tab_mask, cfg->lsns, &ss, &slot);
+
+        if (i != SIZE_MAX)
             return err_set(err, ERR_CONFLICT, "port_in_use", "port",
                            "listeners %s and %s both use %s", cfg->lsns[i].id, lc->id,
                            lc->addr_str);
-    for (size_t i = 0; b->old != NULL && i < b->old->n_lsns; i++) {
-        struct lsn_socks *os = b->old->lsns[i].socks;
-        if (dp_same_addr(&os->addr, &ss) && os->fds[0] >= 0) {
-            lc->socks = lsn_socks_ref(os);
-            break;
-        }
+        /* Registered once its sockets exist (the table reads them). */
+        lsn_slot = slot;
+    }
+    if (b->old_tab != NULL) {
+        /* The old table holds only listeners whose sockets are open. */
+        size_t i = dp_tab_find(b->old_tab, b->old_mask, b->old->lsns, &ss, NULL);
+
+        if (i != SIZE_MAX)
+            lc->socks = lsn_socks_ref(b->old->lsns[i].socks);
     }
     if (lc->socks == NULL) {
         if (lsn_socks_bind((struct sockaddr *)&ss, sslen, cfg->nworkers, &lc->socks, err) < 0)
             return -1;
         log_info("dp", "listener %s (%s) bound on %s", lc->id, lc->name, lc->addr_str);
     }
+    b->lsn_tab[lsn_slot] = idx;
     lc->st = dp_stats_get(b->dp, "", lc->id);
     if (lc->st == NULL)
         return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
@@ -728,19 +799,45 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
         struct tg *tg = &b.cfg->tgs[b.cfg->n_tgs++];
         if (dp_build_tg(&b, it, tg, err) < 0)
             goto out;
-        for (i = 0; i + 1 < b.cfg->n_tgs; i++)
-            if (strcmp(b.cfg->tgs[i].id, tg->id) == 0) {
-                err_set(err, ERR_INVALID, "bad_snapshot", "target_groups",
-                        "snapshot: duplicate target group %s", tg->id);
-                goto out;
-            }
     }
+    b.tg_idx = malloc((b.cfg->n_tgs + 1) * sizeof(*b.tg_idx));
+    if (b.tg_idx == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < b.cfg->n_tgs; i++)
+        b.tg_idx[i] = &b.cfg->tgs[i];
+    if (b.cfg->n_tgs > 1)
+        qsort(b.tg_idx, b.cfg->n_tgs, sizeof(*b.tg_idx), dp_tgp_cmp);
+    for (i = 1; i < b.cfg->n_tgs; i++)
+        if (strcmp(b.tg_idx[i - 1]->id, b.tg_idx[i]->id) == 0) {
+            err_set(err, ERR_INVALID, "bad_snapshot", "target_groups",
+                    "snapshot: duplicate target group %s", b.tg_idx[i]->id);
+            goto out;
+        }
 
     arr = cJSON_GetObjectItemCaseSensitive(snap, "listeners");
     b.cfg->lsns = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.cfg->lsns));
     if (b.cfg->lsns == NULL) {
         err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
         goto out;
+    }
+    b.lsn_tab = dp_tab_new((size_t)cJSON_GetArraySize(arr), &b.tab_mask);
+    if (b.lsn_tab == NULL)
+        goto oom;
+    if (old != NULL && old->n_lsns > 0) {
+        b.old_tab = dp_tab_new(old->n_lsns, &b.old_mask);
+        if (b.old_tab == NULL)
+            goto oom;
+        for (i = 0; i < old->n_lsns; i++) {
+            size_t slot;
+
+            /* The first open one of an address wins, as the scan did. */
+            if (old->lsns[i].socks->fds[0] >= 0 &&
+                dp_tab_find(b.old_tab, b.old_mask, old->lsns, &old->lsns[i].socks->addr, &slot) ==
+                    SIZE_MAX)
+                b.old_tab[slot] = i;
+        }
     }
     cJSON_ArrayForEach(it, dp_arr(arr))
     {
@@ -753,8 +850,14 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
     *out = b.cfg;
     b.cfg = NULL;
     rc = 0;
+    goto out;
+oom:
+    err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
 out:
     free(b.refs);
+    free(b.tg_idx);
+    free(b.lsn_tab);
+    free(b.old_tab);
     dp_config_unref(b.cfg);
     return rc;
 }

@@ -27,6 +27,8 @@ struct sni_entry {
     void *val;  /* not owned */
 };
 
+struct sni_blk;
+
 /* Server name -> value, exact names first, then one-label wildcards.
  * Immutable after sni_map_build(); lookups are lock-free. */
 struct sni_map {
@@ -34,6 +36,10 @@ struct sni_map {
     size_t n_exact;
     struct sni_entry *wild; /* sorted by suffix */
     size_t n_wild;
+    /* Growth room, and the blocks the names live in: a rebuild of 10,000
+     * names must not cost a realloc and a malloc per name. */
+    size_t cap_exact, cap_wild;
+    struct sni_blk *blks;
 };
 
 #endif

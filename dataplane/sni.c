@@ -189,22 +189,60 @@ const char *sni_result_str(enum sni_result r)
     return "?";
 }
 
-static int sni_push(struct sni_entry **arr, size_t *n, const char *name, size_t len, void *val)
+/* A block of names; names never move, so entries point into blocks. */
+struct sni_blk {
+    struct sni_blk *next;
+    size_t used, cap;
+    char data[];
+};
+
+#define SNI_BLK_SIZE 8192u
+
+static char *sni_blk_alloc(struct sni_map *m, size_t len)
 {
-    struct sni_entry *na = realloc(*arr, (*n + 1) * sizeof(**arr));
+    struct sni_blk *b = m->blks;
+
+    if (b == NULL || b->cap - b->used < len) {
+        /* Small maps (a listener with one certificate) stay small. */
+        size_t cap = b == NULL ? 256 : b->cap < SNI_BLK_SIZE ? 2 * b->cap : SNI_BLK_SIZE;
+
+        if (cap < len)
+            cap = len;
+
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        b->next = m->blks;
+        m->blks = b;
+    }
+    b->used += len;
+    return b->data + b->used - len;
+}
+
+static int sni_push(struct sni_map *m, struct sni_entry **arr, size_t *n, size_t *cap,
+                    const char *name, size_t len, void *val)
+{
     char *s;
 
-    if (na == NULL)
-        return -1;
-    *arr = na;
-    s = malloc(len + 1);
+    if (*n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 8;
+        struct sni_entry *na = realloc(*arr, nc * sizeof(*na));
+
+        if (na == NULL)
+            return -1;
+        *arr = na;
+        *cap = nc;
+    }
+    s = sni_blk_alloc(m, len + 1);
     if (s == NULL)
         return -1;
     for (size_t i = 0; i < len; i++)
         s[i] = (char)tolower((unsigned char)name[i]);
     s[len] = '\0';
-    na[*n].name = s;
-    na[*n].val = val;
+    (*arr)[*n].name = s;
+    (*arr)[*n].val = val;
     (*n)++;
     return 0;
 }
@@ -217,14 +255,14 @@ int sni_map_add(struct sni_map *m, const char *name, void *val, struct err *err)
         if (!sni_name_ok((const uint8_t *)name + 2, len - 2))
             return err_set(err, ERR_INVALID, "invalid_server_name", "server_name",
                            "bad wildcard server name '%.64s'", name);
-        if (sni_push(&m->wild, &m->n_wild, name + 2, len - 2, val) < 0)
+        if (sni_push(m, &m->wild, &m->n_wild, &m->cap_wild, name + 2, len - 2, val) < 0)
             return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
         return 0;
     }
     if (!sni_name_ok((const uint8_t *)name, len))
         return err_set(err, ERR_INVALID, "invalid_server_name", "server_name",
                        "bad server name '%.64s'", name);
-    if (sni_push(&m->exact, &m->n_exact, name, len, val) < 0)
+    if (sni_push(m, &m->exact, &m->n_exact, &m->cap_exact, name, len, val) < 0)
         return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
     return 0;
 }
@@ -271,10 +309,8 @@ static void sni_sort_dedup(struct sni_entry *arr, size_t *n)
     }
     qsort(tmp, *n, sizeof(*tmp), sni_tag_cmp);
     for (size_t i = 0; i < *n; i++) {
-        if (out > 0 && strcmp(arr[out - 1].name, tmp[i].e.name) == 0) {
-            free(tmp[i].e.name);
-            continue;
-        }
+        if (out > 0 && strcmp(arr[out - 1].name, tmp[i].e.name) == 0)
+            continue; /* its name stays in the map's blocks */
         arr[out++] = tmp[i].e;
     }
     free(tmp);
@@ -324,10 +360,12 @@ void *sni_map_lookup(const struct sni_map *m, const char *name)
 
 void sni_map_free(struct sni_map *m)
 {
-    for (size_t i = 0; i < m->n_exact; i++)
-        free(m->exact[i].name);
-    for (size_t i = 0; i < m->n_wild; i++)
-        free(m->wild[i].name);
+    while (m->blks != NULL) {
+        struct sni_blk *next = m->blks->next;
+
+        free(m->blks);
+        m->blks = next;
+    }
     free(m->exact);
     free(m->wild);
     memset(m, 0, sizeof(*m));
