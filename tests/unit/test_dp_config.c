@@ -19,6 +19,7 @@
 #include "dp.h"
 #include "err.h"
 #include "lsn.h"
+#include "sni.h"
 #include "tg.h"
 
 static int free_port(void)
@@ -308,6 +309,93 @@ static void test_errors(void **state)
     freedp(dp);
 }
 
+/* Many listeners and groups (the scale bench's shape without certificates):
+ * a rebuild keeps every listener's sockets and finds every group by id.
+ * PC_DPC_N raises the count for instruction-count measurements. */
+static void test_many(void **state)
+{
+    const char *env = getenv("PC_DPC_N");
+    size_t n = env != NULL ? (size_t)atoi(env) : 200, cap = n * 400 + 256, len;
+    struct dp *dp = mkdp();
+    char *l = malloc(cap), *t = malloc(cap), *doc = malloc(2 * cap + 256);
+    struct dp_config *c1 = NULL, *c2 = NULL;
+    int p = free_port();
+
+    (void)state;
+    assert_true(n > 0 && n < 60000);
+    assert_non_null(l);
+    assert_non_null(t);
+    assert_non_null(doc);
+    for (int pass = 0; pass < 2; pass++) {
+        char *lp = l, *tp = t;
+
+        for (size_t i = 0; i < n; i++) {
+            /* Every listener its own loopback address, one port for all. */
+            lp += sprintf(
+                lp,
+                "%s{\"id\":\"lsn-%05zu\",\"bind\":\"127.%zu.%zu.1\",\"port\":%d,"
+                "\"default_target_group_id\":\"tg-%05zu\",\"sni_routes\":["
+                "{\"server_name\":\"a%zu.example.com\",\"target_group_id\":\"tg-%05zu\"},"
+                "{\"server_name\":\"*.w%zu.example.com\",\"target_group_id\":\"tg-%05zu\"}]}",
+                i ? "," : "", i, 1 + i / 250, i % 250, p, n - 1 - i, i, i, i, (i + 1) % n);
+            tp += sprintf(tp,
+                          "%s{\"id\":\"tg-%05zu\",\"targets\":[{\"id\":\"t1\",\"host\":"
+                          "\"127.0.0.1\",\"port\":%zu}]}",
+                          i ? "," : "", i, 1000 + i);
+        }
+        len = (size_t)sprintf(doc,
+                              "{\"type\":\"snapshot\",\"version\":%d,\"certificates\":[],"
+                              "\"target_groups\":[%s],\"listeners\":[%s]}",
+                              pass + 1, t, l);
+        assert_true(len < 2 * cap + 256);
+        if (pass == 0) {
+            c1 = build_ok(dp, cJSON_Parse(doc), NULL);
+        } else {
+            c2 = build_ok(dp, cJSON_Parse(doc), c1);
+        }
+    }
+    assert_int_equal(c2->n_lsns, n);
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+
+        assert_ptr_equal(c2->lsns[i].socks, c1->lsns[i].socks);
+        assert_string_equal(c2->lsns[i].default_tg->id, c2->tgs[n - 1 - i].id);
+        snprintf(name, sizeof(name), "a%zu.example.com", i);
+        assert_ptr_equal(sni_map_lookup(&c2->lsns[i].routes, name), &c2->tgs[i]);
+        snprintf(name, sizeof(name), "x.w%zu.example.com", i);
+        assert_ptr_equal(sni_map_lookup(&c2->lsns[i].routes, name), &c2->tgs[(i + 1) % n]);
+    }
+    /* Two listeners on one address: refused before any socket is bound. */
+    {
+        char two[512];
+        struct dp_config *c3 = NULL;
+        struct err e = {0};
+        cJSON *j;
+
+        snprintf(two, sizeof(two),
+                 "{\"id\":\"lsn-x\",\"bind\":\"127.1.0.1\",\"port\":%d,"
+                 "\"default_target_group_id\":\"tg-a\"},"
+                 "{\"id\":\"lsn-y\",\"bind\":\"127.1.0.1\",\"port\":%d,"
+                 "\"default_target_group_id\":\"tg-b\"}",
+                 p, p);
+        j = snap(3, two, TGS);
+        assert_int_equal(dp_config_build(dp, j, c2, &c3, &e), -1);
+        assert_null(c3);
+        assert_string_equal(e.code, "port_in_use");
+        assert_non_null(strstr(e.message, "lsn-x and lsn-y"));
+        cJSON_Delete(j);
+    }
+    dp_config_close_unused(c1, c2);
+    assert_true(c2->lsns[0].socks->fds[0] >= 0);
+    dp_config_unref(c1);
+    dp_config_unref(c2);
+    dp_stats_prune(dp);
+    free(l);
+    free(t);
+    free(doc);
+    freedp(dp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_socket_reuse),
         cmocka_unit_test(test_resolve_reuse),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
