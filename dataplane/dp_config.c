@@ -145,22 +145,30 @@ static int dp_sslctx_sort(const void *a, const void *b)
 static void dp_sslctx_free(struct dp_sslctx *e)
 {
     SSL_CTX_free(e->ctx);
-    for (size_t i = 0; i < e->n_names; i++)
-        free(e->names[i]);
-    free(e->names);
+    free(e->names); /* one block: the pointers, then the strings */
 }
 
-static int dp_names_push(struct dp_sslctx *e, const char *s, size_t len)
+/* Set e->names to copies of n strings in one block: a rotation copies the
+ * names of 10,000 reused certificates, one malloc each is too many. */
+static int dp_names_set(struct dp_sslctx *e, const char *const *src, const size_t *lens, size_t n)
 {
-    char **nn = realloc(e->names, (e->n_names + 1) * sizeof(*nn));
+    size_t total = n * sizeof(char *);
+    char **nn, *p;
 
+    for (size_t i = 0; i < n; i++)
+        total += lens[i] + 1;
+    nn = malloc(total ? total : 1);
     if (nn == NULL)
         return -1;
+    p = (char *)(nn + n);
+    for (size_t i = 0; i < n; i++) {
+        nn[i] = p;
+        memcpy(p, src[i], lens[i]);
+        p[lens[i]] = '\0';
+        p += lens[i] + 1;
+    }
     e->names = nn;
-    nn[e->n_names] = strndup(s, len);
-    if (nn[e->n_names] == NULL)
-        return -1;
-    e->n_names++;
+    e->n_names = n;
     return 0;
 }
 
@@ -176,20 +184,36 @@ static int dp_cert_names(struct dp_sslctx *e)
         return 0;
     gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     if (gens != NULL) {
-        for (int i = 0; i < sk_GENERAL_NAME_num(gens) && rc == 0; i++) {
-            const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-            if (g->type == GEN_DNS)
-                rc = dp_names_push(e, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
-                                   (size_t)ASN1_STRING_length(g->d.dNSName));
+        int num = sk_GENERAL_NAME_num(gens);
+        const char **src = calloc((size_t)num + 1, sizeof(*src));
+        size_t *lens = calloc((size_t)num + 1, sizeof(*lens)), n = 0;
+
+        if (src == NULL || lens == NULL) {
+            rc = -1;
+        } else {
+            for (int i = 0; i < num; i++) {
+                const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+                if (g->type == GEN_DNS) {
+                    src[n] = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+                    lens[n++] = (size_t)ASN1_STRING_length(g->d.dNSName);
+                }
+            }
+            rc = dp_names_set(e, src, lens, n);
         }
+        free(src);
+        free(lens);
         GENERAL_NAMES_free(gens);
         return rc;
     }
     {
         char cn[256];
         int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof(cn));
-        if (n > 0)
-            rc = dp_names_push(e, cn, (size_t)n);
+        if (n > 0) {
+            const char *src[1] = {cn};
+            size_t lens[1] = {(size_t)n};
+
+            rc = dp_names_set(e, src, lens, 1);
+        }
     }
     return rc;
 }
@@ -219,9 +243,21 @@ static SSL_CTX *dp_ctx_get(struct dp_build *b, struct dp_certref *ref, enum cs_p
             const struct dp_sslctx *o = &b->old->ctxs[op];
             SSL_CTX_up_ref(o->ctx);
             e.ctx = o->ctx;
-            for (size_t i = 0; i < o->n_names; i++)
-                if (dp_names_push(&e, o->names[i], strlen(o->names[i])) < 0)
+            if (o->n_names > 0) {
+                /* The old block is one piece: copy it and rebase. */
+                const char *ob = (const char *)o->names;
+                const char *last = o->names[o->n_names - 1];
+                size_t total = (size_t)(last - ob) + strlen(last) + 1;
+                char *nb = malloc(total);
+
+                if (nb == NULL)
                     goto oom;
+                memcpy(nb, ob, total);
+                e.names = (char **)nb;
+                for (size_t i = 0; i < o->n_names; i++)
+                    e.names[i] = nb + (o->names[i] - ob);
+                e.n_names = o->n_names;
+            }
         }
     }
     if (e.ctx == NULL) {
@@ -880,18 +916,38 @@ void dp_config_unref(struct dp_config *cfg)
 
 void dp_config_close_unused(struct dp_config *old, struct dp_config *cur)
 {
+    size_t mask = 0, *tab = NULL;
+
     if (old == NULL)
         return;
+    /* The sockets 'cur' serves, by pointer: 1,000 listeners must not cost
+     * 10^6 compares. Without memory, the scan below is the fallback. */
+    if (cur != NULL && cur->n_lsns > 0 && (tab = dp_tab_new(cur->n_lsns, &mask)) != NULL)
+        for (size_t k = 0; k < cur->n_lsns; k++) {
+            size_t i = ((uintptr_t)cur->lsns[k].socks >> 4) & mask;
+
+            while (tab[i] != SIZE_MAX && cur->lsns[tab[i]].socks != cur->lsns[k].socks)
+                i = (i + 1) & mask;
+            tab[i] = k;
+        }
     for (size_t i = 0; i < old->n_lsns; i++) {
         struct lsn_socks *s = old->lsns[i].socks;
         int kept = 0;
 
-        for (size_t k = 0; cur != NULL && k < cur->n_lsns && !kept; k++)
-            kept = cur->lsns[k].socks == s;
+        if (tab != NULL) {
+            size_t h = ((uintptr_t)s >> 4) & mask;
+
+            for (; tab[h] != SIZE_MAX && !kept; h = (h + 1) & mask)
+                kept = cur->lsns[tab[h]].socks == s;
+        } else {
+            for (size_t k = 0; cur != NULL && k < cur->n_lsns && !kept; k++)
+                kept = cur->lsns[k].socks == s;
+        }
         if (!kept && s->fds[0] >= 0) {
             log_info("dp", "listener %s (%s) closed on %s", old->lsns[i].id, old->lsns[i].name,
                      old->lsns[i].addr_str);
             lsn_socks_close(s);
         }
     }
+    free(tab);
 }
