@@ -69,6 +69,8 @@ bad '{"protocol":"tcp","timeout_ms":49}' 422 out_of_range health_check.timeout_m
 bad '{"protocol":"tcp","healthy_threshold":0}' 422 out_of_range health_check.healthy_threshold
 bad '{"protocol":"tcp","unhealthy_threshold":11}' 422 out_of_range health_check.unhealthy_threshold
 bad '{"protocol":"tcp","port":65536}' 422 out_of_range health_check.port
+bad '{"protocol":"tcp","interval_ms":1000,"timeout_ms":1001}' 422 invalid_combination health_check.timeout_ms
+bad '{"protocol":"tcp","path":"/x"}' 422 invalid_combination health_check.path
 bad '{"protocol":"udp"}' 400 invalid_value health_check.protocol
 bad '{"protocol":"tcp","proxy_protocol":"v1"}' 400 invalid_value health_check.proxy_protocol
 pc_pass

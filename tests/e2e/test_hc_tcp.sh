@@ -46,9 +46,15 @@ echo "checks of b: $n in $((t1 - t0)) ms (interval 300 ms: $per expected)" >&2
 [ "$n" -le $((per * 3 / 2 + 2)) ] || pc_fail "checked more than once per interval: $n for $per intervals"
 
 # Kill a: unhealthy within unhealthy_threshold (2) intervals, generously.
+# Bound: unhealthy_threshold x interval + timeout + 2.5 s of slack (reports,
+# polling, a loaded machine).
+t_kill=$(date +%s%3N)
 kill -KILL "$be_a"
 wait "$be_a" 2>/dev/null || true
 hc_wait "$tga" "$pa" unhealthy 10
+took=$(($(date +%s%3N) - t_kill))
+pc_log "unhealthy ${took} ms after the kill"
+[ "$took" -le $((2 * 300 + 250 + 2500)) ] || pc_fail "unhealthy only ${took} ms after the kill (bound 3350 ms)"
 pc_assert_eq "$HC_STATE" "unhealthy|connect refused" "reason of a dead target"
 hc_state "$tgb" "$pb"
 pc_assert_eq "${HC_STATE%%|*}" healthy "the other group is untouched"

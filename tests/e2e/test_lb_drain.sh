@@ -46,10 +46,12 @@ pc_wait_applied 10
 
 # drain_case N 'NEW TARGETS' WHAT
 drain_case() {
-  local n=$1 targets=$2 what=$3 t0 out last closed
+  local n=$1 targets=$2 what=$3 tput t0 out last closed
   rm -f "$PC_TMP/up$n"
   pc_spawn "$PC_TMP/long$n.log" python3 -u "$LONG" "$l1" "$PC_TMP/up$n"
   pc_wait_for 10 test -e "$PC_TMP/up$n" || pc_fail "$what: long-lived client did not connect"
+  # tput <= the switch <= t0: the drain deadline is the switch + 2 s.
+  tput=$(date +%s.%N)
   pc_api PUT /v1/target-groups/g "$(body "$targets")"
   pc_expect_status 200
   pc_wait_applied 10
@@ -62,8 +64,10 @@ drain_case() {
   # Kept transferring for most of the delay, closed not long after it.
   awk -v l="$last" -v t="$t0" 'BEGIN { exit !(l > t + 1.0) }' \
     || pc_fail "$what: stopped transferring $(awk -v l="$last" -v t="$t0" 'BEGIN{print l-t}') s after the change"
-  awk -v c="$closed" -v t="$t0" 'BEGIN { exit !(c < t + 8.0) }' \
-    || pc_fail "$what: closed $(awk -v c="$closed" -v t="$t0" 'BEGIN{print c-t}') s after the change (delay 2 s)"
+  awk -v c="$closed" -v t="$tput" 'BEGIN { exit !(c > t + 1.5) }' \
+    || pc_fail "$what: closed $(awk -v c="$closed" -v t="$tput" 'BEGIN{print c-t}') s after the PUT (delay 2 s): too early"
+  awk -v c="$closed" -v t="$t0" 'BEGIN { exit !(c < t + 4.0) }' \
+    || pc_fail "$what: closed $(awk -v c="$closed" -v t="$t0" 'BEGIN{print c-t}') s after the change (delay 2 s): too late"
 }
 
 drain_case 1 "$pb:1" "removed target"

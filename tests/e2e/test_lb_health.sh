@@ -69,10 +69,10 @@ clients() { grep -c '^client' "$PC_TMP/be$1.log" || true; }
 start_be A "$pa"
 start_be B "$pb"
 
-body() { # FAIL_OPEN
-  jq -n --argjson pa "$pa" --argjson pb "$pb" --argjson fo "$1" '{name:"g", protocol:"tcp",
+body() { # FAIL_OPEN [INTERVAL_MS]
+  jq -n --argjson pa "$pa" --argjson pb "$pb" --argjson fo "$1" --argjson iv "${2:-200}" '{name:"g", protocol:"tcp",
     targets:[{host:"127.0.0.1", port:$pa}, {host:"127.0.0.1", port:$pb}],
-    health_check:{protocol:"http", path:"/hc", interval_ms:200, timeout_ms:150,
+    health_check:{protocol:"http", path:"/hc", interval_ms:$iv, timeout_ms:150,
                   healthy_threshold:2, unhealthy_threshold:2, fail_open:$fo}}'
 }
 # state PORT: the target's state in GET /health.
@@ -115,11 +115,23 @@ out=$(dp_tool names "$l1" 20)
 [ "$(count B "$out")" -gt 0 ] || pc_fail "recovered B gets no clients: $out"
 
 # B killed: unhealthy, then no connect attempt at all goes to it.
+# Within unhealthy_threshold x interval + timeout + 2.5 s of slack.
+t_kill=$(date +%s%3N)
 pc_stop "$PID_B"
 wait_state "$pb" unhealthy "killed"
+took=$(($(date +%s%3N) - t_kill))
+pc_log "B unhealthy ${took} ms after the kill"
+[ "$took" -le $((2 * 200 + 150 + 2500)) ] || pc_fail "B unhealthy only ${took} ms after the kill (bound 3050 ms)"
 before=$(dp_count "connect to 127.0.0.1:$pb")
 pc_assert_eq "$(dp_tool names "$l1" 20)" "A:20" "killed B gets no clients"
 pc_assert_eq "$(dp_count "connect to 127.0.0.1:$pb")" "$before" "no connect attempt to unhealthy B"
+# A new interval_ms keeps the verdict: B stays unhealthy and out of rotation.
+pc_api PUT /v1/target-groups/g "$(body true 250)"
+pc_expect_status 200
+pc_wait_applied 10
+pc_assert_eq "$(state "$pb")" unhealthy "B after an interval_ms change"
+pc_assert_eq "$(dp_tool names "$l1" 20)" "A:20" "B after an interval_ms change gets no clients"
+pc_assert_eq "$(dp_count "connect to 127.0.0.1:$pb")" "$before" "no connect attempt to B after an interval_ms change"
 # Restarted by pid on the same port: back in rotation.
 start_be B "$pb"
 wait_state "$pb" healthy "restarted"
