@@ -879,6 +879,21 @@ static int snap_fr_cmp(const void *key, const void *e)
     return strcmp(key, *(const char *const *)e);
 }
 
+/* Queue the certificate frame with content hash 'sha' to 'pe', if the
+ * change built one, and remember it as sent. Under mu. */
+static void snap_send_body(struct snap_peer *pe, const struct snap_frames *fr, const char *sha)
+{
+    const char *const *hit =
+        fr->n ? bsearch(sha, fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_fr_cmp) : NULL;
+
+    if (hit != NULL) {
+        size_t i = (size_t)(*hit - fr->sha[0]) / sizeof(fr->sha[0]);
+
+        if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
+            sha_push(&pe->sent, sha);
+    }
+}
+
 /* Queue the missing certificate frames and the snapshot to 'pe'. Under mu.
  * 'fr' is sorted by sha256 (snap_frames_load()). */
 static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
@@ -894,20 +909,13 @@ static void snap_send(struct snap_peer *pe, const cJSON *snap, int64_t version,
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(snap, "certificates"))
     {
         const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
-        const char *const *hit;
 
         /* snap_add_cert() made the snapshot's references unique. */
         sha_push(&pe->pending, sha);
         if (sha_has(&pe->held, sha) ||
             (n_sent && bsearch(sha, pe->sent.v, n_sent, sizeof(*pe->sent.v), sha_cmp)))
             continue;
-        hit = fr->n ? bsearch(sha, fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_fr_cmp) : NULL;
-        if (hit != NULL) {
-            size_t i = (size_t)(*hit - fr->sha[0]) / sizeof(fr->sha[0]);
-
-            if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
-                sha_push(&pe->sent, sha);
-        }
+        snap_send_body(pe, fr, sha);
     }
     snap_enqueue(pe, frame, frame_len);
     free(pe->prefs);
@@ -934,7 +942,6 @@ static void snap_send_delta(struct snap_peer *pe, const cJSON *delta, int64_t ve
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(delta, "certificates"))
     {
         const char *sha = cJSON_GetObjectItem(c, "sha256")->valuestring;
-        const char *const *hit;
 
         if (pe->prefs != NULL) {
             struct store_cert_ref *r = &pe->prefs[pe->n_prefs++];
@@ -945,13 +952,7 @@ static void snap_send_delta(struct snap_peer *pe, const cJSON *delta, int64_t ve
         }
         if (snap_holds(pe, sha))
             continue;
-        hit = fr->n ? bsearch(sha, fr->by_sha, fr->n, sizeof(*fr->by_sha), snap_fr_cmp) : NULL;
-        if (hit != NULL) {
-            size_t i = (size_t)(*hit - fr->sha[0]) / sizeof(fr->sha[0]);
-
-            if (snap_enqueue(pe, fr->data[i], fr->len[i]) == 0)
-                sha_push(&pe->sent, sha);
-        }
+        snap_send_body(pe, fr, sha);
     }
     snap_enqueue(pe, frame, frame_len);
     pe->pend_delta = 1;

@@ -473,7 +473,6 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
         s = dp_json_str(hc, "proxy_protocol");
         tg->hc.proxy_v2 = s != NULL && strcmp(s, "v2") == 0;
     }
-    tg->cursor = calloc((size_t)b->cfg->nworkers, sizeof(*tg->cursor));
     targets = cJSON_GetObjectItemCaseSensitive(j, "targets");
     if (targets != NULL && !cJSON_IsArray(targets))
         return err_set(err, ERR_INVALID, "bad_snapshot", "targets",
@@ -484,7 +483,7 @@ static int dp_build_tg(struct dp_build *b, const cJSON *j, struct tg *tg, struct
                        "target group %s: more than 1000 targets", tg->id);
     tg->targets = calloc(tg->n_targets ? tg->n_targets : 1, sizeof(*tg->targets));
     tg->eligible = calloc(tg->n_targets ? tg->n_targets : 1, sizeof(*tg->eligible));
-    if (tg->cursor == NULL || tg->targets == NULL || tg->eligible == NULL)
+    if (tg->targets == NULL || tg->eligible == NULL)
         return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
     cJSON_ArrayForEach(t, targets)
     {

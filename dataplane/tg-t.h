@@ -54,13 +54,6 @@ struct tg_target {
     struct dp_stats *st; /* counters, shared across configurations (ref held) */
 };
 
-/* Round-robin cursor of one worker, on its own cache line: written only by
- * that worker, so the immutable config needs no lock. */
-struct tg_cursor {
-    unsigned next;
-    char pad[64 - sizeof(unsigned)];
-};
-
 struct tg {
     char id[DP_ID_MAX];
     char name[DP_ID_MAX];
@@ -70,7 +63,6 @@ struct tg {
     size_t n_targets;
     size_t *eligible; /* indexes of targets that take new connections (weight > 0, resolved) */
     size_t n_eligible;
-    struct tg_cursor *cursor; /* one per worker */
     /* Smooth weighted round robin (nginx ngx_http_upstream_round_robin):
      * worker i's current weight of target j is wrr[i * wrr_stride + j].
      * Each worker writes only its own row (rows start on cache lines). */

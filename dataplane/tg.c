@@ -135,13 +135,11 @@ void tg_free(struct tg *tg)
         dp_stats_unref(tg->targets[i].st);
     free(tg->targets);
     free(tg->eligible);
-    free(tg->cursor);
     free(tg->wrr);
     free(tg->server_name);
     SSL_CTX_free(tg->cli_ctx);
     tg->targets = NULL;
     tg->eligible = NULL;
-    tg->cursor = NULL;
     tg->wrr = NULL;
     tg->server_name = NULL;
     tg->cli_ctx = NULL;
