@@ -31,13 +31,17 @@ pc_post /v1/target-groups "$(tg_body round_robin "$pa:1 $pb:3")"
 pc_post /v1/listeners "$(jq -n --argjson p "$l1" '{name:"web", bind:"127.0.0.1", port:$p, protocol:"tcp", default_target_group_id:"g"}')"
 pc_wait_applied 10
 
-# Weights 1:3 over 400 connections: A gets 25% +- 7 points.
+# Weights 1:3 over 400 connections: A gets 25%. Smooth weighted round robin
+# is exact per worker: +- 3 points (a 1:2.5 split fails). least_conn breaks
+# ties the same way, but a connection still closing on the proxy when the
+# next one is chosen shifts a few: +- 5 points.
 for algo in round_robin least_conn; do
+  if [ "$algo" = round_robin ]; then lo=88 hi=112; else lo=80 hi=120; fi
   set_tg "$algo" "$pa:1 $pb:3"
   out=$(dp_tool names "$l1" 400)
   a=$(count A "$out"); b=$(count B "$out")
   [ $((a + b)) = 400 ] || pc_fail "$algo: not every connection served: $out"
-  [ "$a" -ge 72 ] && [ "$a" -le 128 ] || pc_fail "$algo 1:3: $out"
+  [ "$a" -ge "$lo" ] && [ "$a" -le "$hi" ] || pc_fail "$algo 1:3: $out (A outside $lo..$hi)"
   pc_log "$algo 1:3 over 400: $out"
 done
 
