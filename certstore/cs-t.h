@@ -46,6 +46,15 @@ struct cs_meta {
     enum cs_status status;
 };
 
+/* A certificate version ready to serve, chosen per handshake: parsed once,
+ * shared by every listener and TLS policy. OpenSSL objects (X509, STACK_OF(X509),
+ * EVP_PKEY) named by their struct tags so this header needs no OpenSSL. */
+struct cs_served {
+    struct x509_st *leaf;
+    struct stack_st_X509 *chain; /* NULL when there is none */
+    struct evp_pkey_st *key;
+};
+
 /* The master key that wraps private keys at rest. Opaque. */
 struct cs_master;
 

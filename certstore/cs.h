@@ -129,6 +129,36 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
                  const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
                  struct err *err);
 
+/* One server SSL_CTX for a TLS policy, without a certificate: protocol
+ * versions, ciphers, groups, session tickets, ALPN through
+ * cs_ssl_set_alpn(). The certificate is chosen per handshake
+ * (cs_ssl_use_served() from a ClientHello callback), so one SSL_CTX serves
+ * any number of certificates: 10,000 certificates cost 10,000 parsed
+ * certificates and keys, not 10,000 SSL_CTXs of 13 KiB and 0.7 ms each.
+ * The caller owns the one reference. */
+int cs_server_ctx_new(enum cs_policy policy, SSL_CTX **out, struct err *err);
+
+/* Parse a certificate version for serving: leaf, chain and key (PEM, as
+ * cs_import() accepts them with a key). When 'check' is not NULL the three
+ * are loaded into it (a scratch server SSL_CTX whose certificate is
+ * replaced) so the TLS library's security level and the key match are
+ * judged now, as a handshake would, instead of failing every handshake
+ * later. On success the caller owns '*out' (cs_served_clear()). */
+int cs_served_load(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
+                   const char *key_pem, size_t key_len, SSL_CTX *check, struct cs_served *out,
+                   struct err *err);
+
+/* Release what cs_served_load() filled in; 's' may be zeroed or half-filled. */
+void cs_served_clear(struct cs_served *s);
+
+/* Serve 's' on 'ssl' (a server SSL between ClientHello and certificate
+ * selection). The SSL takes its own references. Returns 0, or -1. */
+int cs_ssl_use_served(SSL *ssl, const struct cs_served *s);
+
+/* Free the calling thread's cached key decoders (threads that exit free
+ * theirs; the main thread calls this before exit). */
+void cs_thread_cleanup(void);
+
 /* Set the ALPN protocols the server accepts on 'ssl', in preference order,
  * in wire format (length-prefixed). 'wire' must outlive the handshake (the
  * listener's runtime configuration holds it). NULL disables ALPN. */

@@ -210,30 +210,21 @@ int cs_ctx_trial(X509 *leaf, STACK_OF(X509) * chain, EVP_PKEY *key, struct err *
     return rc;
 }
 
-int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
-                 const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
-                 struct err *err)
+int cs_server_ctx_new(enum cs_policy policy, SSL_CTX **out, struct err *err)
 {
     static const unsigned char sid_ctx[] = "portcullis";
-    SSL_CTX *ctx = NULL;
-    X509 *leaf = NULL;
-    EVP_PKEY *key = NULL;
-    STACK_OF(X509) *chain = NULL;
-    int rc = -1;
+    SSL_CTX *ctx;
 
     *out = NULL;
-    if (cs_pem_cert(cert_pem, cert_len, &leaf, err) < 0 ||
-        cs_pem_key(key_pem, key_len, &key, err) < 0 ||
-        cs_pem_certs(chain_pem, chain_len, CS_MAX_CHAIN, CS_F_CHAIN, &chain, err) < 0)
-        goto out;
+    if (!alpn_ready())
+        return err_set(err, ERR_INTERNAL, "tls_context_failed", NULL,
+                       "allocating the ALPN index failed");
     ERR_clear_error();
     ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) {
-        ctx_fail(err, "SSL_CTX_new");
-        goto out;
-    }
+    if (ctx == NULL)
+        return ctx_fail(err, "SSL_CTX_new");
     if (policy_apply(ctx, policy, err) < 0)
-        goto out;
+        goto fail;
     /* Session tickets stay on (OpenSSL's default, as HAProxy and nginx):
      * resumption halves handshake cost for returning clients. One TLS 1.3
      * ticket per full handshake instead of OpenSSL's two: each costs an
@@ -245,17 +236,40 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
                                  SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* Idle connections give their 34 KiB of buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Callers sharing one SSL_CTX between listeners set a context per SSL. */
     if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
         ctx_fail(err, "setting the session id context");
-        goto out;
+        goto fail;
     }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    ERR_clear_error();
+    *out = ctx;
+    return 0;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return -1;
+}
+
+int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
+                 const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
+                 struct err *err)
+{
+    SSL_CTX *ctx = NULL;
+    X509 *leaf = NULL;
+    EVP_PKEY *key = NULL;
+    STACK_OF(X509) *chain = NULL;
+    int rc = -1;
+
+    *out = NULL;
+    if (cs_pem_cert(cert_pem, cert_len, &leaf, err) < 0 ||
+        cs_pem_key(key_pem, key_len, &key, err) < 0 ||
+        cs_pem_certs(chain_pem, chain_len, CS_MAX_CHAIN, CS_F_CHAIN, &chain, err) < 0)
+        goto out;
+    if (cs_server_ctx_new(policy, &ctx, err) < 0)
+        goto out;
     if (ctx_load(ctx, leaf, chain, key, err) < 0)
         goto out;
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (!alpn_ready()) {
-        ctx_fail(err, "allocating the ALPN index");
-        goto out;
-    }
     *out = ctx;
     ctx = NULL; /* caller owns it */
     rc = 0;
@@ -267,6 +281,61 @@ out:
     EVP_PKEY_free(key);
     sk_X509_pop_free(chain, X509_free);
     return rc;
+}
+
+void cs_served_clear(struct cs_served *s)
+{
+    X509_free(s->leaf);
+    sk_X509_pop_free(s->chain, X509_free);
+    EVP_PKEY_free(s->key);
+    s->leaf = NULL;
+    s->chain = NULL;
+    s->key = NULL;
+}
+
+int cs_served_load(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
+                   const char *key_pem, size_t key_len, SSL_CTX *check, struct cs_served *out,
+                   struct err *err)
+{
+    struct cs_served s = {0};
+
+    memset(out, 0, sizeof(*out));
+    if (cs_pem_cert(cert_pem, cert_len, &s.leaf, err) < 0 ||
+        cs_pem_key(key_pem, key_len, &s.key, err) < 0 ||
+        cs_pem_certs(chain_pem, chain_len, CS_MAX_CHAIN, CS_F_CHAIN, &s.chain, err) < 0)
+        goto fail;
+    if (sk_X509_num(s.chain) <= 0) {
+        /* No chain: nothing to copy per handshake. */
+        sk_X509_free(s.chain);
+        s.chain = NULL;
+    }
+    ERR_clear_error();
+    if (X509_check_private_key(s.leaf, s.key) != 1) {
+        err_set(err, ERR_UNPROCESSABLE, "certificate_key_mismatch", CS_F_KEY,
+                "private_key does not match the certificate: %s", cs_ossl_reason());
+        goto fail;
+    }
+    if (check != NULL && SSL_CTX_use_cert_and_key(check, s.leaf, s.key, s.chain, 1) != 1) {
+        err_set(err, ERR_UNPROCESSABLE, "certificate_insecure", CS_F_CERT,
+                "certificate is refused by the TLS library: %s", security_hint());
+        goto fail;
+    }
+    ERR_clear_error();
+    *out = s;
+    return 0;
+fail:
+    ERR_clear_error();
+    cs_served_clear(&s);
+    return -1;
+}
+
+int cs_ssl_use_served(SSL *ssl, const struct cs_served *s)
+{
+    if (SSL_use_cert_and_key(ssl, s->leaf, s->key, s->chain, 1) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
 }
 
 int cs_client_ctx_build(int verify, const char *ca_pem, size_t ca_len, SSL_CTX **out,

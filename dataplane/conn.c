@@ -995,23 +995,22 @@ static const struct tg *conn_route(const struct conn *c)
 
 /* --- client side: TLS handshake, or ClientHello peek --- */
 
-int conn_client_hello_cb(SSL *ssl, int *alert, void *arg)
+/* c->sni from the ClientHello's server_name, lower-cased; "" when absent
+ * or not a host name we could have configured. */
+static void conn_hello_sni(struct conn *c, SSL *ssl)
 {
-    struct conn *c = SSL_get_app_data(ssl);
     const unsigned char *p;
     size_t len, nlen;
-    SSL_CTX *ctx;
 
-    (void)alert;
-    (void)arg;
-    if (c == NULL || !SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len))
-        return SSL_CLIENT_HELLO_SUCCESS;
+    c->sni[0] = '\0';
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len))
+        return;
     /* server_name_list: length, then (type 0, length, host_name). */
     if (len < 5 || (((size_t)p[0] << 8) | p[1]) != len - 2 || p[2] != 0)
-        return SSL_CLIENT_HELLO_SUCCESS;
+        return;
     nlen = ((size_t)p[3] << 8) | p[4];
     if (nlen == 0 || nlen > SNI_NAME_MAX || nlen + 5 > len)
-        return SSL_CLIENT_HELLO_SUCCESS;
+        return;
     for (size_t i = 0; i < nlen; i++) {
         unsigned char ch = p[5 + i];
         if (ch >= 'A' && ch <= 'Z')
@@ -1019,14 +1018,38 @@ int conn_client_hello_cb(SSL *ssl, int *alert, void *arg)
         if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
               ch == '_')) {
             c->sni[0] = '\0';
-            return SSL_CLIENT_HELLO_SUCCESS;
+            return;
         }
         c->sni[i] = (char)ch;
     }
     c->sni[nlen] = '\0';
-    ctx = sni_map_lookup(&c->lc->certs, c->sni);
-    if (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl))
-        SSL_set_SSL_CTX(ssl, ctx);
+}
+
+/* The listener's SSL_CTX holds no certificate: choose it here, by SNI or
+ * the listener's default, from the slot a rotation may have swapped. */
+int conn_client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    struct conn *c = SSL_get_app_data(ssl);
+    struct dp_slot *slot = NULL;
+    struct dp_cert *cert;
+
+    (void)arg;
+    if (c == NULL) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    conn_hello_sni(c, ssl);
+    if (c->sni[0] != '\0')
+        slot = sni_map_lookup(&c->lc->certs, c->sni);
+    if (slot == NULL)
+        slot = c->lc->default_slot;
+    cert = slot != NULL ? atomic_load_explicit(&slot->cert, memory_order_acquire) : NULL;
+    if (cert == NULL || cs_ssl_use_served(ssl, &cert->s) < 0) {
+        snprintf(c->detail, sizeof(c->detail), "certificate %s could not be set",
+                 cert != NULL ? cert->id : "-");
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -1062,10 +1085,11 @@ static void conn_handshake(struct conn *c)
 
 static void conn_enter_handshake(struct conn *c)
 {
-    SSL *ssl = SSL_new(c->lc->default_ctx);
+    SSL *ssl = SSL_new(c->lc->ctx);
 
     c->state = CONN_HANDSHAKE;
-    if (ssl == NULL || SSL_set_fd(ssl, c->cli.fd) != 1) {
+    if (ssl == NULL || SSL_set_fd(ssl, c->cli.fd) != 1 ||
+        SSL_set_session_id_context(ssl, c->lc->sid_ctx, sizeof(c->lc->sid_ctx)) != 1) {
         SSL_free(ssl);
         conn_close(c, CONN_TERM_INTERNAL);
         return;

@@ -40,15 +40,28 @@ struct dp_stats {
     struct dp_ctr slot[]; /* one per worker */
 };
 
-/* One server SSL_CTX per certificate version and TLS policy. */
-struct dp_sslctx {
+/* One certificate version parsed for serving, with the DNS names it answers
+ * for. Shared by the body cache and every configuration slot that serves
+ * it; atomically refcounted (the last configuration may die on a worker). */
+struct dp_cert {
+    _Atomic int refs;
     char sha256[65];
-    enum cs_policy policy;
-    SSL_CTX *ctx; /* one ref */
     char id[DP_ID_MAX];
     int version;
-    char **names; /* DNS subjectAltNames (or CN), "*." kept */
+    struct cs_served s;
+    char **names; /* DNS subjectAltNames (or CN), "*." kept; one block */
     size_t n_names;
+};
+
+/* The certificate 'id' as a configuration serves it. Listener name maps
+ * point at slots, not at certificates, so a rotation that keeps the names
+ * swaps 'cert' in place (main thread, dp_config_swap) instead of rebuilding
+ * 1,000 listeners; workers read it once per ClientHello. A replaced
+ * certificate is released only after every worker has gone through its
+ * loop since the swap (struct dp.retired). */
+struct dp_slot {
+    _Atomic(struct dp_cert *) cert; /* one ref; NULL: no TLS listener serves it */
+    char id[DP_ID_MAX];
 };
 
 /* A runtime configuration: everything a worker needs, immutable once
@@ -56,10 +69,13 @@ struct dp_sslctx {
  * connection that started under it). */
 struct dp_config {
     _Atomic int refs;
-    int64_t version;
+    /* Written by the main thread only for an in-place rotation, before the
+     * configuration is handed to the workers again. */
+    _Atomic int64_t version;
     int nworkers;
-    struct dp_sslctx *ctxs; /* sorted by (sha256, policy) */
-    size_t n_ctxs;
+    struct dp_slot *slots; /* one per referenced certificate, sorted by id */
+    size_t n_slots;
+    size_t n_served; /* slots with a certificate */
     struct tg *tgs;
     size_t n_tgs;
     struct lsn_conf *lsns;
@@ -74,6 +90,9 @@ struct dp_certbody {
     int version;
     char *cert, *chain, *key; /* NUL-terminated; chain and key may be NULL */
     size_t cert_len, chain_len, key_len;
+    /* Parsed on first use by a TLS listener (one ref); the key text is
+     * wiped then: the key lives on only in the parsed EVP_PKEY. */
+    struct dp_cert *served;
 };
 
 struct dp;
@@ -125,6 +144,14 @@ struct dp {
     struct wire_dec dec;
     char *out;
     size_t out_len, out_off, out_cap;
+    /* TLS: one server SSL_CTX per policy (certificates are set per
+     * handshake), and a scratch one certificates are checked in. */
+    SSL_CTX *srv_ctx[3];
+    SSL_CTX *check_ctx;
+    /* certificates replaced in place, released once every worker serves
+     * the configuration version of the swap */
+    struct dp_cert **retired;
+    size_t n_retired, cap_retired;
     /* certificate bodies, sorted by sha256 */
     struct dp_certbody **certs;
     size_t n_certs, cap_certs;

@@ -55,10 +55,11 @@ cJSON *dp_stats_frame(struct dp *dp);
 
 /* --- runtime configuration (dp_config.c) --- */
 
-/* Build a runtime configuration from a `snapshot` frame, reusing from 'old'
- * (may be NULL) every SSL_CTX whose certificate sha256 and policy are
- * unchanged and the listening sockets of every unchanged (bind, port), and
- * binding the others. Certificate bodies come from dp's cache. Main thread.
+/* Build a runtime configuration from a `snapshot` frame, reusing the
+ * listening sockets of every unchanged (bind, port) of 'old' (may be NULL)
+ * and binding the others. Certificates come from dp's body cache, parsed
+ * once per version whatever the number of configurations, listeners and
+ * policies serving them. Main thread.
  * On success '*out' holds one ref owned by the caller. On failure nothing
  * is left behind ('old' untouched) and 'err' says why (for the NACK). */
 int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, struct dp_config **out,
@@ -73,6 +74,32 @@ static inline struct dp_config *dp_config_ref(struct dp_config *cfg)
 /* Drop a ref; the last one frees (any thread). NULL is fine. */
 void dp_config_unref(struct dp_config *cfg);
 
+/* One certificate of a snapshot_delta: certificate 'id' is now 'sha256'. */
+struct dp_swap {
+    const char *id;
+    const char *sha256;
+};
+
+/* Rotate certificates in place: each slot of 'cfg' serving a certificate
+ * of 'sw' gets its new version, and 'cfg' becomes 'version', without a
+ * rebuild. Applies only when every changed certificate is served by a TLS
+ * listener, is no group's CA, and keeps its names. Returns 1 when swapped
+ * (the replaced certificates wait in dp->retired until every worker has
+ * adopted 'version' again: dp_config_release_retired), 0 when a rebuild is
+ * needed (nothing changed), -1 when a new certificate is unusable ('err'
+ * set, nothing changed). Main thread. */
+int dp_config_swap(struct dp *dp, struct dp_config *cfg, const struct dp_swap *sw, size_t n,
+                   int64_t version, struct err *err);
+
+/* Release the certificates dp_config_swap() replaced. Main thread, once
+ * every worker serves the swapped configuration's version. */
+void dp_config_release_retired(struct dp *dp);
+
+struct dp_cert *dp_cert_ref(struct dp_cert *c);
+
+/* Drop a ref (any thread). NULL is fine. */
+void dp_cert_unref(struct dp_cert *c);
+
 /* Close the listening sockets 'old' has and 'cur' does not (main thread,
  * once no worker watches them any more). 'cur' may be NULL: close all. */
 void dp_config_close_unused(struct dp_config *old, struct dp_config *cur);
@@ -80,7 +107,7 @@ void dp_config_close_unused(struct dp_config *old, struct dp_config *cur);
 /* --- certificate bodies (dp_ctl.c) --- */
 
 /* The body with content hash 'sha256', or NULL. Main thread. */
-const struct dp_certbody *dp_cert_find(const struct dp *dp, const char *sha256);
+struct dp_certbody *dp_cert_find(const struct dp *dp, const char *sha256);
 
 /* --- workers (dp_worker.c) --- */
 

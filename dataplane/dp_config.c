@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "conn.h"
@@ -22,9 +23,6 @@ struct dp_certref {
     const char *id;
     const char *sha256;
     int version;
-    /* 1 + index in the new table of its SSL_CTX per policy (0: none yet):
-     * 10 listeners sharing a certificate find it without a search. */
-    size_t ctx_idx[3];
 };
 
 /* Build state: the new config plus lookup tables that die with the build. */
@@ -32,9 +30,8 @@ struct dp_build {
     struct dp *dp;
     struct dp_config *cfg;
     struct dp_config *old;
-    struct dp_certref *refs;
+    struct dp_certref *refs; /* sorted by id; refs[i] is served by cfg->slots[i] */
     size_t n_refs;
-    size_t cap_ctxs;
     /* The new groups sorted by id, for the listeners' lookups. */
     struct tg **tg_idx;
     /* Open-addressing tables of listener indexes by address (SIZE_MAX:
@@ -101,56 +98,26 @@ static struct dp_certref *dp_ref_find(const struct dp_build *b, const char *id)
     return bsearch(&key, b->refs, b->n_refs, sizeof(*b->refs), dp_ref_cmp);
 }
 
-/* --- server SSL_CTX table --- */
+/* --- certificates: parsed once per version, served through slots --- */
 
-static int dp_ctx_cmp(const char *sha, enum cs_policy pol, const struct dp_sslctx *e)
+struct dp_cert *dp_cert_ref(struct dp_cert *c)
 {
-    int c = strcmp(sha, e->sha256);
-
-    if (c != 0)
-        return c;
-    return (int)pol - (int)e->policy;
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
 }
 
-/* Index of (sha, pol) in a sorted table, or where it would go (*found 0). */
-static size_t dp_ctx_search(const struct dp_sslctx *arr, size_t n, const char *sha,
-                            enum cs_policy pol, int *found)
+void dp_cert_unref(struct dp_cert *c)
 {
-    size_t lo = 0, hi = n;
-
-    *found = 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = dp_ctx_cmp(sha, pol, &arr[mid]);
-
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    cs_served_clear(&c->s);
+    free(c->names); /* one block: the pointers, then the strings */
+    free(c);
 }
 
-static int dp_sslctx_sort(const void *a, const void *b)
-{
-    const struct dp_sslctx *x = a;
-
-    return dp_ctx_cmp(x->sha256, x->policy, b);
-}
-
-static void dp_sslctx_free(struct dp_sslctx *e)
-{
-    SSL_CTX_free(e->ctx);
-    free(e->names); /* one block: the pointers, then the strings */
-}
-
-/* Set e->names to copies of n strings in one block: a rotation copies the
- * names of 10,000 reused certificates, one malloc each is too many. */
-static int dp_names_set(struct dp_sslctx *e, const char *const *src, const size_t *lens, size_t n)
+/* Set c->names to copies of n strings in one block: one malloc per name
+ * for 10,000 certificates is too many. */
+static int dp_names_set(struct dp_cert *c, const char *const *src, const size_t *lens, size_t n)
 {
     size_t total = n * sizeof(char *);
     char **nn, *p;
@@ -167,22 +134,19 @@ static int dp_names_set(struct dp_sslctx *e, const char *const *src, const size_
         p[lens[i]] = '\0';
         p += lens[i] + 1;
     }
-    e->names = nn;
-    e->n_names = n;
+    c->names = nn;
+    c->n_names = n;
     return 0;
 }
 
 /* The DNS names a certificate answers for: its subjectAltName DNS entries,
  * or its CN when it has none (as clients used to). */
-static int dp_cert_names(struct dp_sslctx *e)
+static int dp_cert_names(struct dp_cert *c)
 {
-    X509 *x = SSL_CTX_get0_certificate(e->ctx);
-    GENERAL_NAMES *gens;
+    X509 *x = c->s.leaf;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     int rc = 0;
 
-    if (x == NULL)
-        return 0;
-    gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     if (gens != NULL) {
         int num = sk_GENERAL_NAME_num(gens);
         const char **src = calloc((size_t)num + 1, sizeof(*src));
@@ -198,7 +162,7 @@ static int dp_cert_names(struct dp_sslctx *e)
                     lens[n++] = (size_t)ASN1_STRING_length(g->d.dNSName);
                 }
             }
-            rc = dp_names_set(e, src, lens, n);
+            rc = dp_names_set(c, src, lens, n);
         }
         free(src);
         free(lens);
@@ -212,102 +176,191 @@ static int dp_cert_names(struct dp_sslctx *e)
             const char *src[1] = {cn};
             size_t lens[1] = {(size_t)n};
 
-            rc = dp_names_set(e, src, lens, 1);
+            rc = dp_names_set(c, src, lens, 1);
         }
     }
     return rc;
 }
 
-/* The server SSL_CTX of certificate 'ref' under 'pol': from the new table,
- * else shared from the old configuration, else built from the body. */
-static SSL_CTX *dp_ctx_get(struct dp_build *b, struct dp_certref *ref, enum cs_policy pol,
-                           struct dp_sslctx **entry, struct err *err)
+/* True when two versions answer for the same names in the same order. */
+static int dp_names_equal(const struct dp_cert *a, const struct dp_cert *b)
 {
-    struct dp_config *cfg = b->cfg;
-    struct dp_sslctx e = {0}, *slot;
-    int found;
+    if (a->n_names != b->n_names)
+        return 0;
+    for (size_t i = 0; i < a->n_names; i++)
+        if (strcmp(a->names[i], b->names[i]) != 0)
+            return 0;
+    return 1;
+}
 
-    /* The new table is filled unsorted (a sorted insert per certificate
-     * was O(C^2) memmove) and sorted once at the end of the build. */
-    if ((unsigned)pol < 3 && ref->ctx_idx[pol] != 0) {
-        *entry = &cfg->ctxs[ref->ctx_idx[pol] - 1];
-        return (*entry)->ctx;
+/* The parsed certificate (sha256 'sha', certificate 'id'), from the body
+ * cache; parsed and checked on first use. Returns a new ref or NULL with
+ * 'err' set. */
+static struct dp_cert *dp_cert_load(struct dp *dp, const char *id, const char *sha, struct err *err)
+{
+    struct dp_certbody *body = dp_cert_find(dp, sha);
+    struct dp_cert *c;
+    struct err ce = {0};
+
+    if (body == NULL) {
+        err_set(err, ERR_INVALID, "certificate_missing", "certificates",
+                "certificate %s (sha256 %.16s...) was referenced but never sent", id, sha);
+        return NULL;
     }
-    snprintf(e.sha256, sizeof(e.sha256), "%s", ref->sha256);
-    snprintf(e.id, sizeof(e.id), "%s", ref->id);
-    e.version = ref->version;
-    e.policy = pol;
-    if (b->old != NULL) {
-        size_t op = dp_ctx_search(b->old->ctxs, b->old->n_ctxs, ref->sha256, pol, &found);
-        if (found) {
-            const struct dp_sslctx *o = &b->old->ctxs[op];
-            SSL_CTX_up_ref(o->ctx);
-            e.ctx = o->ctx;
-            if (o->n_names > 0) {
-                /* The old block is one piece: copy it and rebase. */
-                const char *ob = (const char *)o->names;
-                const char *last = o->names[o->n_names - 1];
-                size_t total = (size_t)(last - ob) + strlen(last) + 1;
-                char *nb = malloc(total);
-
-                if (nb == NULL)
-                    goto oom;
-                memcpy(nb, ob, total);
-                e.names = (char **)nb;
-                for (size_t i = 0; i < o->n_names; i++)
-                    e.names[i] = nb + (o->names[i] - ob);
-                e.n_names = o->n_names;
-            }
-        }
+    if (body->served != NULL)
+        return dp_cert_ref(body->served);
+    if (body->key == NULL) {
+        err_set(err, ERR_INVALID, "certificate_without_key", "certificate_ids",
+                "certificate %s has no private key (CA only) and cannot serve a listener", id);
+        return NULL;
     }
-    if (e.ctx == NULL) {
-        const struct dp_certbody *body = dp_cert_find(b->dp, ref->sha256);
+    if (dp->check_ctx == NULL && cs_server_ctx_new(CS_POLICY_COMPAT, &dp->check_ctx, &ce) < 0) {
+        err_set(err, ERR_INTERNAL, ce.code, NULL, "%s", ce.message);
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    snprintf(c->sha256, sizeof(c->sha256), "%s", body->sha256);
+    snprintf(c->id, sizeof(c->id), "%s", body->id);
+    c->version = body->version;
+    if (cs_served_load(body->cert, body->cert_len, body->chain, body->chain_len, body->key,
+                       body->key_len, dp->check_ctx, &c->s, &ce) < 0) {
+        /* Name the certificate: the store's message does not. */
+        err_set(err, ERR_INVALID, ce.code ? ce.code : "certificate_invalid", "certificates",
+                "certificate %s: %s", id, ce.message);
+        dp_cert_unref(c);
+        return NULL;
+    }
+    if (dp_cert_names(c) < 0) {
+        dp_cert_unref(c);
+        err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+        return NULL;
+    }
+    /* The key now lives in the EVP_PKEY only. */
+    cs_secret_free(body->key, body->key_len);
+    body->key = NULL;
+    body->key_len = 0;
+    body->served = c;
+    log_info("dp", "certificate %s version %d sha256 %.16s... loaded", c->id, c->version,
+             c->sha256);
+    return dp_cert_ref(c);
+}
 
-        if (body == NULL) {
-            err_set(err, ERR_INVALID, "certificate_missing", "certificates",
-                    "certificate %s (sha256 %.16s...) was referenced but never sent", ref->id,
-                    ref->sha256);
+/* The server SSL_CTX of a policy, created on first use (one ref for the
+ * caller). Certificates are set per handshake by conn_client_hello_cb(). */
+static SSL_CTX *dp_srv_ctx(struct dp *dp, enum cs_policy pol, struct err *err)
+{
+    struct err ce = {0};
+
+    if ((unsigned)pol >= 3)
+        return NULL;
+    if (dp->srv_ctx[pol] == NULL) {
+        if (cs_server_ctx_new(pol, &dp->srv_ctx[pol], &ce) < 0) {
+            err_set(err, ERR_INTERNAL, ce.code, NULL, "%s", ce.message);
             return NULL;
         }
-        if (body->key == NULL) {
-            err_set(err, ERR_INVALID, "certificate_without_key", "certificate_ids",
-                    "certificate %s has no private key (CA only) and cannot serve a listener",
-                    ref->id);
-            return NULL;
-        }
-        struct err ce = {0};
-
-        if (cs_ctx_build(body->cert, body->cert_len, body->chain, body->chain_len, body->key,
-                         body->key_len, pol, &e.ctx, &ce) < 0) {
-            /* Name the certificate: the store's message does not. */
-            err_set(err, ERR_INVALID, ce.code ? ce.code : "certificate_invalid", "certificates",
-                    "certificate %s: %s", ref->id, ce.message);
-            return NULL;
-        }
-        SSL_CTX_set_client_hello_cb(e.ctx, conn_client_hello_cb, NULL);
-        if (dp_cert_names(&e) < 0)
-            goto oom;
-        log_info("dp", "certificate %s version %d sha256 %.16s... loaded (%s policy)", e.id,
-                 e.version, e.sha256, cs_policy_name(pol));
+        SSL_CTX_set_client_hello_cb(dp->srv_ctx[pol], conn_client_hello_cb, NULL);
     }
-    if (cfg->n_ctxs == b->cap_ctxs) {
-        size_t nc = b->cap_ctxs ? 2 * b->cap_ctxs : 16;
-        struct dp_sslctx *na = realloc(cfg->ctxs, nc * sizeof(*na));
+    SSL_CTX_up_ref(dp->srv_ctx[pol]);
+    return dp->srv_ctx[pol];
+}
+
+/* The slot serving reference 'ref' in the new configuration, its
+ * certificate loaded. */
+static struct dp_slot *dp_slot_get(struct dp_build *b, const struct dp_certref *ref,
+                                   struct err *err)
+{
+    struct dp_slot *slot = &b->cfg->slots[ref - b->refs];
+    struct dp_cert *c;
+
+    if (atomic_load_explicit(&slot->cert, memory_order_relaxed) != NULL)
+        return slot;
+    c = dp_cert_load(b->dp, ref->id, ref->sha256, err);
+    if (c == NULL)
+        return NULL;
+    atomic_store_explicit(&slot->cert, c, memory_order_relaxed);
+    b->cfg->n_served++;
+    return slot;
+}
+
+static int dp_slot_cmp(const void *key, const void *e)
+{
+    return strcmp(key, ((const struct dp_slot *)e)->id);
+}
+
+int dp_config_swap(struct dp *dp, struct dp_config *cfg, const struct dp_swap *sw, size_t n,
+                   int64_t version, struct err *err)
+{
+    struct dp_cert **nc = NULL;
+    struct dp_slot **slots = NULL;
+    int rc = 0;
+    size_t i, got = 0;
+
+    if (n == 0) {
+        /* A certificate no listener references: only the version moves. */
+        atomic_store_explicit(&cfg->version, version, memory_order_release);
+        return 1;
+    }
+    nc = calloc(n, sizeof(*nc));
+    slots = calloc(n, sizeof(*slots));
+    if (nc == NULL || slots == NULL)
+        goto done; /* the rebuild will report it */
+    for (i = 0; i < n; i++) {
+        struct dp_cert *old;
+
+        slots[i] = bsearch(sw[i].id, cfg->slots, cfg->n_slots, sizeof(*cfg->slots), dp_slot_cmp);
+        old = slots[i] ? atomic_load_explicit(&slots[i]->cert, memory_order_relaxed) : NULL;
+        /* Not served by a listener (a CA for re-encryption, say): the
+         * groups' client contexts must be rebuilt. */
+        if (old == NULL)
+            goto done;
+        for (size_t g = 0; g < cfg->n_tgs; g++)
+            if (strcmp(cfg->tgs[g].ca_sha256, old->sha256) == 0)
+                goto done;
+        nc[i] = dp_cert_load(dp, sw[i].id, sw[i].sha256, err);
+        if (nc[i] == NULL) {
+            rc = -1;
+            goto done;
+        }
+        got = i + 1;
+        /* New names change the listeners' maps. */
+        if (!dp_names_equal(old, nc[i]))
+            goto done;
+    }
+    if (dp->cap_retired < dp->n_retired + n) {
+        size_t cap = dp->n_retired + n + 16;
+        struct dp_cert **na = realloc(dp->retired, cap * sizeof(*na));
+
         if (na == NULL)
-            goto oom;
-        cfg->ctxs = na;
-        b->cap_ctxs = nc;
+            goto done;
+        dp->retired = na;
+        dp->cap_retired = cap;
     }
-    slot = &cfg->ctxs[cfg->n_ctxs++];
-    *slot = e;
-    if ((unsigned)pol < 3)
-        ref->ctx_idx[pol] = cfg->n_ctxs;
-    *entry = slot;
-    return slot->ctx;
-oom:
-    dp_sslctx_free(&e);
-    err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
-    return NULL;
+    /* Nothing can fail from here: swap them all. */
+    for (i = 0; i < n; i++) {
+        dp->retired[dp->n_retired++] =
+            atomic_exchange_explicit(&slots[i]->cert, nc[i], memory_order_acq_rel);
+        nc[i] = NULL;
+    }
+    atomic_store_explicit(&cfg->version, version, memory_order_release);
+    rc = 1;
+done:
+    for (i = 0; nc != NULL && i < got; i++)
+        dp_cert_unref(nc[i]);
+    free(nc);
+    free(slots);
+    return rc;
+}
+
+void dp_config_release_retired(struct dp *dp)
+{
+    for (size_t i = 0; i < dp->n_retired; i++)
+        dp_cert_unref(dp->retired[i]);
+    dp->n_retired = 0;
 }
 
 /* --- target groups --- */
@@ -698,26 +751,31 @@ static int dp_build_lsn(struct dp_build *b, const cJSON *j, struct lsn_conf *lc,
     if (lc->proto == LSN_PROTO_TLS) {
         size_t n = 0;
 
+        lc->ctx = dp_srv_ctx(b->dp, lc->policy, err);
+        if (lc->ctx == NULL)
+            return -1;
+        SHA256((const unsigned char *)lc->id, strlen(lc->id), lc->sid_ctx);
         arr = cJSON_GetObjectItemCaseSensitive(j, "certificate_ids");
         cJSON_ArrayForEach(it, dp_arr(arr))
         {
             struct dp_certref *ref;
-            struct dp_sslctx *e;
-            SSL_CTX *ctx;
+            struct dp_slot *slot;
+            struct dp_cert *c;
 
             if (!cJSON_IsString(it) || (ref = dp_ref_find(b, it->valuestring)) == NULL)
                 return err_set(err, ERR_INVALID, "bad_snapshot", "certificate_ids",
                                "listener %s: unknown certificate", lc->id);
-            ctx = dp_ctx_get(b, ref, lc->policy, &e, err);
-            if (ctx == NULL)
+            slot = dp_slot_get(b, ref, err);
+            if (slot == NULL)
                 return -1;
             if (n++ == 0)
-                lc->default_ctx = ctx;
-            for (size_t k = 0; k < e->n_names; k++) {
+                lc->default_slot = slot;
+            c = atomic_load_explicit(&slot->cert, memory_order_relaxed);
+            for (size_t k = 0; k < c->n_names; k++) {
                 struct err ign = {0};
                 /* A certificate name we cannot map (odd characters) still
                  * serves as default or via another name. */
-                (void)sni_map_add(&lc->certs, e->names[k], ctx, &ign);
+                (void)sni_map_add(&lc->certs, c->names[k], slot, &ign);
             }
         }
         if (n == 0)
@@ -795,7 +853,7 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
     }
     if (dp_json_int(snap, "version", 0, INT64_MAX / 2, 0, &v, err) < 0)
         goto out;
-    b.cfg->version = v;
+    atomic_init(&b.cfg->version, v);
 
     arr = cJSON_GetObjectItemCaseSensitive(snap, "certificates");
     b.refs = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.refs));
@@ -821,6 +879,21 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
     }
     if (b.n_refs > 1)
         qsort(b.refs, b.n_refs, sizeof(*b.refs), dp_ref_cmp);
+    b.cfg->slots = calloc(b.n_refs + 1, sizeof(*b.cfg->slots));
+    if (b.cfg->slots == NULL)
+        goto oom;
+    b.cfg->n_slots = b.n_refs;
+    for (i = 0; i < b.n_refs; i++) {
+        if (i > 0 && strcmp(b.refs[i - 1].id, b.refs[i].id) == 0) {
+            err_set(err, ERR_INVALID, "bad_snapshot", "certificates",
+                    "snapshot: duplicate certificate %s", b.refs[i].id);
+            goto out;
+        }
+        if (dp_copy_id(b.cfg->slots[i].id, sizeof(b.cfg->slots[i].id), b.refs[i].id,
+                       "certificate id", err) < 0)
+            goto out;
+        atomic_init(&b.cfg->slots[i].cert, NULL);
+    }
 
     arr = cJSON_GetObjectItemCaseSensitive(snap, "target_groups");
     b.cfg->tgs = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*b.cfg->tgs));
@@ -880,8 +953,6 @@ int dp_config_build(struct dp *dp, const cJSON *snap, struct dp_config *old, str
         if (dp_build_lsn(&b, it, lc, b.cfg->n_lsns - 1, err) < 0)
             goto out;
     }
-    if (b.cfg->n_ctxs > 1)
-        qsort(b.cfg->ctxs, b.cfg->n_ctxs, sizeof(*b.cfg->ctxs), dp_sslctx_sort);
     *out = b.cfg;
     b.cfg = NULL;
     rc = 0;
@@ -905,11 +976,11 @@ void dp_config_unref(struct dp_config *cfg)
         lsn_conf_free(&cfg->lsns[i]);
     for (size_t i = 0; i < cfg->n_tgs; i++)
         tg_free(&cfg->tgs[i]);
-    for (size_t i = 0; i < cfg->n_ctxs; i++)
-        dp_sslctx_free(&cfg->ctxs[i]);
+    for (size_t i = 0; i < cfg->n_slots; i++)
+        dp_cert_unref(atomic_load_explicit(&cfg->slots[i].cert, memory_order_relaxed));
     free(cfg->lsns);
     free(cfg->tgs);
-    free(cfg->ctxs);
+    free(cfg->slots);
     free(cfg);
 }
 

@@ -43,6 +43,7 @@ static void dp_certbody_free(struct dp_certbody *b)
         OPENSSL_cleanse(b->key, b->key_len);
         free(b->key);
     }
+    dp_cert_unref(b->served);
     free(b);
 }
 
@@ -67,7 +68,7 @@ static size_t dp_cert_pos(const struct dp *dp, const char *sha, int *found)
     return lo;
 }
 
-const struct dp_certbody *dp_cert_find(const struct dp *dp, const char *sha256)
+struct dp_certbody *dp_cert_find(const struct dp *dp, const char *sha256)
 {
     int found;
     size_t pos = dp_cert_pos(dp, sha256, &found);
@@ -339,6 +340,20 @@ struct dp_undo {
     double version;
 };
 
+/* A delta applied in place (dp_config_swap): the current configuration
+ * now serves 'version'; publish it to the workers again so the ACK, and the
+ * release of the replaced certificates, wait until each has gone through
+ * its loop. */
+static void dp_ctl_publish_swap(struct dp *dp, int64_t version, int64_t base)
+{
+    log_info("dp", "snapshot_delta %lld applied in place on %lld (%zu certificates served)",
+             (long long)version, (long long)base, dp->cur->n_served);
+    dp->publishing = dp_config_ref(dp->cur);
+    cJSON_Delete(dp->pub_snap);
+    dp->pub_snap = NULL; /* cur_snap is already the new one */
+    dp_workers_publish(dp, dp->publishing);
+}
+
 /* Set reference 'r''s sha256 and version (members the build checked). */
 static int dp_ref_set(cJSON *r, const char *sha, double version)
 {
@@ -361,9 +376,10 @@ static void dp_undo(struct dp_undo *u, size_t n)
 }
 
 /* A snapshot_delta: the current snapshot with some certificate references
- * replaced. It is patched in place and rebuilt (every SSL_CTX but the
- * changed ones reused, listener sockets kept); a failure restores it and
- * NACKs. Applies only on top of base_version, else the control plane is
+ * replaced. The snapshot is patched; the configuration either swaps the
+ * certificates in place (the usual rotation: same names) or is rebuilt from
+ * the patched snapshot (sockets and parsed certificates reused); a failure
+ * restores the snapshot and NACKs. Applies only on top of base_version, else the control plane is
  * asked for the full snapshot (nack with resync). */
 static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
 {
@@ -374,6 +390,7 @@ static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
     int64_t base = cJSON_IsNumber(bv) ? (int64_t)bv->valuedouble : -1;
     cJSON *snap = dp->cur_snap, *refs;
     struct dp_undo *u = NULL;
+    struct dp_swap *sw = NULL;
     struct dp_config *cfg = NULL;
     struct err e = {0};
     size_t n = 0;
@@ -395,7 +412,8 @@ static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
     }
     refs = cJSON_GetObjectItemCaseSensitive(snap, "certificates");
     u = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*u));
-    if (u == NULL) {
+    sw = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*sw));
+    if (u == NULL || sw == NULL) {
         dp_ctl_nack(dp, version, "out of memory");
         goto out;
     }
@@ -432,6 +450,8 @@ static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
         snprintf(u[n].sha256, sizeof(u[n].sha256), "%s", osha);
         v = cJSON_GetObjectItemCaseSensitive(r, "version");
         u[n].version = cJSON_IsNumber(v) ? v->valuedouble : 0;
+        sw[n].id = id;
+        sw[n].sha256 = sha;
         n++;
         if (dp_ref_set(r, sha, ver->valuedouble) < 0) {
             dp_undo(u, n);
@@ -440,6 +460,19 @@ static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
         }
     }
     cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(snap, "version"), (double)version);
+    switch (dp_config_swap(dp, dp->cur, sw, n, version, &e)) {
+    case 1:
+        dp_ctl_publish_swap(dp, version, base);
+        goto out;
+    case 0:
+        break;
+    default:
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(snap, "version"), (double)base);
+        dp_undo(u, n);
+        log_warn("dp", "snapshot_delta %lld refused: %s", (long long)version, e.message);
+        dp_ctl_nack(dp, version, e.message);
+        goto out;
+    }
     if (dp_config_build(dp, snap, dp->cur, &cfg, &e) < 0) {
         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(snap, "version"), (double)base);
         dp_undo(u, n);
@@ -447,14 +480,15 @@ static void dp_ctl_apply_delta(struct dp *dp, cJSON *d)
         dp_ctl_nack(dp, version, e.message);
         goto out;
     }
-    log_info("dp", "snapshot_delta %lld built on %lld: %zu listeners, %zu TLS contexts",
-             (long long)version, (long long)base, cfg->n_lsns, cfg->n_ctxs);
+    log_info("dp", "snapshot_delta %lld built on %lld: %zu listeners, %zu certificates served",
+             (long long)version, (long long)base, cfg->n_lsns, cfg->n_served);
     dp->publishing = cfg;
     cJSON_Delete(dp->pub_snap);
     dp->pub_snap = NULL; /* cur_snap is already the new one */
     dp_workers_publish(dp, cfg);
 out:
     free(u);
+    free(sw);
     cJSON_Delete(d);
 }
 
@@ -482,8 +516,8 @@ static void dp_ctl_apply(struct dp *dp, cJSON *snap)
         cJSON_Delete(snap);
         return;
     }
-    log_info("dp", "snapshot %lld built: %zu listeners, %zu target groups, %zu TLS contexts",
-             (long long)version, cfg->n_lsns, cfg->n_tgs, cfg->n_ctxs);
+    log_info("dp", "snapshot %lld built: %zu listeners, %zu target groups, %zu certificates served",
+             (long long)version, cfg->n_lsns, cfg->n_tgs, cfg->n_served);
     dp->publishing = cfg;
     cJSON_Delete(dp->pub_snap);
     dp->pub_snap = snap;
@@ -498,8 +532,11 @@ static void dp_ctl_published(struct dp *dp)
 
     dp->cur = dp->publishing;
     dp->publishing = NULL;
-    dp_config_close_unused(old, dp->cur);
+    if (old != dp->cur)
+        dp_config_close_unused(old, dp->cur);
     dp_config_unref(old);
+    /* Every worker has run its loop since any in-place swap. */
+    dp_config_release_retired(dp);
     if (dp->pub_snap != NULL) {
         cJSON_Delete(dp->cur_snap);
         dp->cur_snap = dp->pub_snap;
@@ -686,4 +723,15 @@ void dp_ctl_free(struct dp *dp)
     dp->pub_snap = NULL;
     cJSON_Delete(dp->cur_snap);
     dp->cur_snap = NULL;
+    dp_config_release_retired(dp);
+    free(dp->retired);
+    dp->retired = NULL;
+    dp->cap_retired = 0;
+    /* Configurations and live SSLs hold their own references. */
+    for (int i = 0; i < 3; i++) {
+        SSL_CTX_free(dp->srv_ctx[i]);
+        dp->srv_ctx[i] = NULL;
+    }
+    SSL_CTX_free(dp->check_ctx);
+    dp->check_ctx = NULL;
 }

@@ -11,6 +11,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "cs.h"
 #include "dp.h"
 #include "err.h"
 #include "hc.h"
@@ -182,5 +183,6 @@ int main(int argc, char **argv)
     ev_signal_stop(loop, &sigint);
     ev_loop_destroy(loop);
     log_info("dp", "proxy %s stopped", dp->node_id);
+    cs_thread_cleanup();
     return 0;
 }

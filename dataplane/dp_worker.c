@@ -62,7 +62,14 @@ static void dp_worker_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     (void)loop;
     (void)revents;
     cfg = atomic_exchange_explicit(&w->pending, NULL, memory_order_acq_rel);
-    if (cfg != NULL) {
+    if (cfg != NULL && cfg == w->cfg) {
+        /* The same configuration at a new version (certificates swapped
+         * in place): nothing to adopt, but this worker is now past any
+         * use of the replaced ones. */
+        atomic_store_explicit(&w->served, cfg->version, memory_order_release);
+        dp_config_unref(cfg);
+        ev_async_send(w->dp->loop, &w->dp->back);
+    } else if (cfg != NULL) {
         if (lsn_worker_adopt(w, cfg) == 0) {
             struct dp_config *old = w->cfg;
 

@@ -31,6 +31,8 @@ struct lsn_socks {
     int fds[]; /* n, -1 once closed */
 };
 
+struct dp_slot;
+
 /* One listener of a runtime configuration. Immutable. */
 struct lsn_conf {
     char id[DP_ID_MAX];
@@ -39,8 +41,10 @@ struct lsn_conf {
     enum lsn_proto proto;
     struct tg *default_tg;
     /* TLS */
-    SSL_CTX *default_ctx; /* borrowed from the configuration's table */
-    struct sni_map certs; /* name -> SSL_CTX *, borrowed */
+    SSL_CTX *ctx;                 /* the policy's (one ref); no certificate in it */
+    struct dp_slot *default_slot; /* no or unknown SNI: the first certificate */
+    struct sni_map certs;         /* name -> struct dp_slot *, borrowed */
+    unsigned char sid_ctx[32];    /* SHA-256 of the id: sessions stay per listener */
     enum cs_policy policy;
     unsigned char *alpn; /* wire format, or NULL */
     size_t alpn_len;

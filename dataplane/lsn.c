@@ -60,6 +60,8 @@ void lsn_socks_unref(struct lsn_socks *s)
 
 void lsn_conf_free(struct lsn_conf *lc)
 {
+    SSL_CTX_free(lc->ctx);
+    lc->ctx = NULL;
     sni_map_free(&lc->certs);
     sni_map_free(&lc->routes);
     free(lc->alpn);

@@ -1,7 +1,8 @@
 /* test_cs_ctx.c - server and client SSL_CTXs that really handshake, in
  * memory over a BIO pair: TLS policies (versions, ciphers, server
  * preference), session resumption, ALPN selection (also after an SNI switch
- * to another SSL_CTX), peer verification of the client context. */
+ * to another SSL_CTX), a policy SSL_CTX whose certificate is chosen per
+ * handshake (cs_served), peer verification of the client context. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -445,6 +446,159 @@ static void test_refcount(void **state)
     SSL_CTX_free(cctx);
 }
 
+/* --- one SSL_CTX per policy, the certificate chosen per handshake --- */
+
+static struct cs_served served_rsa, served_p384;
+
+static int served_pick(SSL *ssl, int *al, void *arg)
+{
+    const char *name = NULL;
+    const unsigned char *p;
+    size_t len;
+
+    (void)arg;
+    /* server_name_list: length(2), type(1), name length(2), name */
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) && len > 5)
+        name = (const char *)p + 5;
+    if (cs_ssl_use_served(ssl, name != NULL && strncmp(name, "other.test", 10) == 0
+                                   ? &served_p384
+                                   : &served_rsa) < 0) {
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static X509 *served_connect(SSL_CTX *sctx, SSL_CTX *cctx, const char *sni, const char *sid,
+                            SSL_SESSION **sess, int *reused)
+{
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    X509 *peer;
+
+    assert_non_null(s);
+    assert_non_null(c);
+    assert_int_equal(SSL_set_session_id_context(s, (const unsigned char *)sid, strlen(sid)), 1);
+    if (sni != NULL)
+        SSL_set_tlsext_host_name(c, sni);
+    if (sess != NULL && *sess != NULL)
+        assert_int_equal(SSL_set_session(c, *sess), 1);
+    assert_true(handshake(s, c));
+    *reused = SSL_session_reused(s);
+    peer = SSL_get1_peer_certificate(c);
+    if (sess != NULL) {
+        SSL_SESSION_free(*sess);
+        *sess = SSL_get1_session(c);
+    }
+    SSL_shutdown(c);
+    SSL_shutdown(s);
+    SSL_free(s);
+    SSL_free(c);
+    return peer;
+}
+
+/* A policy SSL_CTX without a certificate serves whichever one the
+ * ClientHello callback sets, with its chain; keys of different types share
+ * it; sessions resume only within the same session id context. */
+static void test_served_per_handshake(void **state)
+{
+    SSL_CTX *sctx = NULL, *cctx = client_ctx(0, NULL), *check = NULL;
+    SSL_SESSION *sess = NULL;
+    struct err e = {0};
+    STACK_OF(X509) * peer_chain;
+    X509 *peer;
+    int reused;
+
+    (void)state;
+    assert_int_equal(cs_server_ctx_new(CS_POLICY_INTERMEDIATE, &sctx, &e), 0);
+    assert_int_equal(cs_server_ctx_new(CS_POLICY_COMPAT, &check, &e), 0);
+    assert_int_equal(cs_served_load(f.rsa->cert_pem, strlen(f.rsa->cert_pem), f.chain,
+                                    strlen(f.chain), f.rsa->key_pem, strlen(f.rsa->key_pem), check,
+                                    &served_rsa, &e),
+                     0);
+    assert_non_null(served_rsa.chain);
+    assert_int_equal(cs_served_load(f.p384->cert_pem, strlen(f.p384->cert_pem), NULL, 0,
+                                    f.p384->key_pem, strlen(f.p384->key_pem), check, &served_p384,
+                                    &e),
+                     0);
+    assert_null(served_p384.chain);
+    SSL_CTX_set_client_hello_cb(sctx, served_pick, NULL);
+
+    peer = served_connect(sctx, cctx, "other.test", "lsn-a", NULL, &reused);
+    assert_int_equal(X509_cmp(peer, f.p384->x509), 0);
+    X509_free(peer);
+    /* No SNI: the default; the chain goes with it. */
+    {
+        SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+
+        assert_true(handshake(s, c));
+        peer_chain = SSL_get_peer_cert_chain(c);
+        assert_int_equal(sk_X509_num(peer_chain), 2);
+        assert_int_equal(X509_cmp(sk_X509_value(peer_chain, 0), f.rsa->x509), 0);
+        assert_int_equal(X509_cmp(sk_X509_value(peer_chain, 1), f.inter->x509), 0);
+        SSL_free(s);
+        SSL_free(c);
+    }
+    /* Sessions: resumed under the same context, not under another one. */
+    X509_free(served_connect(sctx, cctx, "leaf.test", "lsn-a", &sess, &reused));
+    assert_false(reused);
+    X509_free(served_connect(sctx, cctx, "leaf.test", "lsn-a", &sess, &reused));
+    assert_true(reused);
+    X509_free(served_connect(sctx, cctx, "leaf.test", "lsn-b", &sess, &reused));
+    assert_false(reused);
+
+    /* The served objects can go while the SSL_CTX lives on. */
+    cs_served_clear(&served_rsa);
+    cs_served_clear(&served_p384);
+    cs_served_clear(&served_p384); /* twice is fine */
+    SSL_SESSION_free(sess);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    SSL_CTX_free(check);
+}
+
+static void test_served_load_errors(void **state)
+{
+    SSL_CTX *check = NULL;
+    struct cs_served sv;
+    struct err e = {0};
+    struct tc_opts o = {.key_type = TC_KEY_P256, .sans = "DNS:weak.test", .digest = "SHA1"};
+    struct tc_cert *weak = tc_cert_new(&o, f.ca);
+    const char *c = f.p256->cert_pem;
+    char *trad = tc_key_pem(f.p256, TC_PEM_TRADITIONAL);
+
+    (void)state;
+    assert_non_null(weak);
+    assert_non_null(trad);
+    assert_int_equal(cs_server_ctx_new(CS_POLICY_COMPAT, &check, &e), 0);
+    assert_int_equal(cs_served_load(c, strlen(c), NULL, 0, f.p384->key_pem, strlen(f.p384->key_pem),
+                                    check, &sv, &e),
+                     -1);
+    assert_string_equal(e.code, "certificate_key_mismatch");
+    assert_null(sv.leaf);
+    assert_null(sv.key);
+    err_clear(&e);
+    assert_int_equal(cs_served_load(weak->cert_pem, strlen(weak->cert_pem), NULL, 0, weak->key_pem,
+                                    strlen(weak->key_pem), check, &sv, &e),
+                     -1);
+    assert_string_equal(e.code, "certificate_insecure");
+    err_clear(&e);
+    assert_int_equal(cs_served_load(c, strlen(c), "junk", 4, f.p256->key_pem,
+                                    strlen(f.p256->key_pem), NULL, &sv, &e),
+                     -1);
+    assert_string_equal(e.code, "chain_not_pem");
+    err_clear(&e);
+    /* A traditional EC key decodes as well as PKCS#8, twice on one thread
+     * (the decoder is cached and reused). */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cs_served_load(c, strlen(c), NULL, 0, trad, strlen(trad), check, &sv, &e),
+                         0);
+        cs_served_clear(&sv);
+    }
+    free(trad);
+    tc_cert_free(weak);
+    SSL_CTX_free(check);
+}
+
 /* Client to 'leaf' served with the intermediate; 'host' checked when set. */
 static int client_connect(SSL_CTX *cctx, const struct tc_cert *leaf, const char *host)
 {
@@ -560,9 +714,14 @@ int main(void)
         cmocka_unit_test(test_alpn_encode_errors),
         cmocka_unit_test(test_ctx_build_errors),
         cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_served_per_handshake),
+        cmocka_unit_test(test_served_load_errors),
         cmocka_unit_test(test_client_ctx),
         cmocka_unit_test(test_policy_names),
     };
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+
+    cs_thread_cleanup();
+    return rc;
 }

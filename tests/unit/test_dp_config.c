@@ -1,6 +1,7 @@
 /* test_dp_config.c - snapshot -> runtime configuration: defaults, errors
  * that leave nothing behind, listener sockets reused by (bind, port),
- * counters kept by id, the stats frame. */
+ * counters kept by id, the stats frame, certificates parsed once and served
+ * through slots that a rotation swaps in place. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +17,12 @@
 
 #include <cmocka.h>
 
+#include "cs.h"
 #include "dp.h"
 #include "err.h"
 #include "lsn.h"
 #include "sni.h"
+#include "testcerts.h"
 #include "tg.h"
 
 static int free_port(void)
@@ -396,6 +399,176 @@ static void test_many(void **state)
     freedp(dp);
 }
 
+/* --- certificates: parsed once, served through slots, swapped in place --- */
+
+/* A body in dp's cache as a `certificate` frame leaves it; 'sha' is any
+ * unique string (dp->certs must stay sorted by it: callers add in order). */
+static void add_body(struct dp *dp, const char *id, const char *sha, const struct tc_cert *c)
+{
+    struct dp_certbody *b = calloc(1, sizeof(*b));
+
+    assert_non_null(b);
+    snprintf(b->id, sizeof(b->id), "%s", id);
+    snprintf(b->sha256, sizeof(b->sha256), "%s", sha);
+    b->version = 1;
+    b->cert = strdup(c->cert_pem);
+    b->cert_len = strlen(b->cert);
+    b->key = strdup(c->key_pem);
+    b->key_len = strlen(b->key);
+    dp->certs = realloc(dp->certs, (dp->n_certs + 1) * sizeof(*dp->certs));
+    assert_non_null(dp->certs);
+    dp->certs[dp->n_certs++] = b;
+}
+
+static void free_bodies(struct dp *dp)
+{
+    for (size_t i = 0; i < dp->n_certs; i++) {
+        free(dp->certs[i]->cert);
+        free(dp->certs[i]->key);
+        dp_cert_unref(dp->certs[i]->served);
+        free(dp->certs[i]);
+    }
+    free(dp->certs);
+    SSL_CTX_free(dp->check_ctx);
+    for (int i = 0; i < 3; i++)
+        SSL_CTX_free(dp->srv_ctx[i]);
+    free(dp->retired);
+}
+
+static struct dp_cert *served(const struct dp_slot *s)
+{
+    return atomic_load(&((struct dp_slot *)s)->cert);
+}
+
+static void test_certs_swap(void **state)
+{
+    struct tc_cert *ca = tc_ca("Swap CA");
+    struct tc_cert *a1 = tc_leaf(ca, TC_KEY_P256, "DNS:a.test");
+    struct tc_cert *a2 = tc_leaf(ca, TC_KEY_RSA, "DNS:a.test");
+    struct tc_cert *a3 = tc_leaf(ca, TC_KEY_P256, "DNS:a.test,DNS:www.a.test");
+    struct tc_cert *b1 = tc_leaf(ca, TC_KEY_P256, "DNS:b.test");
+    struct dp *dp = mkdp();
+    struct dp_config *cfg, *cfg2;
+    struct err e = {0};
+    char doc[2048];
+    int p = free_port();
+    const struct lsn_conf *lc;
+
+    (void)state;
+    assert_non_null(a1);
+    assert_non_null(a2);
+    assert_non_null(a3);
+    assert_non_null(b1);
+    add_body(dp, "cert-a", "sha-a1", a1);
+    add_body(dp, "cert-a", "sha-a2", a2);
+    add_body(dp, "cert-a", "sha-a3", a3);
+    add_body(dp, "cert-b", "sha-b1", b1);
+    snprintf(doc, sizeof(doc),
+             "{\"version\":3,\"certificates\":[{\"id\":\"cert-b\",\"version\":1,"
+             "\"sha256\":\"sha-b1\"},{\"id\":\"cert-a\",\"version\":1,\"sha256\":\"sha-a1\"}],"
+             "\"target_groups\":[{\"id\":\"tg\"}],"
+             "\"listeners\":[{\"id\":\"l1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+             "\"protocol\":\"tls\",\"default_target_group_id\":\"tg\","
+             "\"certificate_ids\":[\"cert-a\",\"cert-b\"]},"
+             "{\"id\":\"l2\",\"bind\":\"127.0.0.1\",\"port\":%d,\"ssl_policy\":\"modern\","
+             "\"protocol\":\"tls\",\"default_target_group_id\":\"tg\","
+             "\"certificate_ids\":[\"cert-b\"]}]}",
+             p, free_port());
+    cfg = build_ok(dp, cJSON_Parse(doc), NULL);
+    /* Two listeners, two policies, two certificates parsed once each. */
+    assert_int_equal(cfg->n_slots, 2);
+    assert_int_equal(cfg->n_served, 2);
+    assert_string_equal(cfg->slots[0].id, "cert-a");
+    lc = &cfg->lsns[0];
+    assert_ptr_equal(lc->default_slot, &cfg->slots[0]);
+    assert_ptr_equal(sni_map_lookup(&lc->certs, "b.test"), &cfg->slots[1]);
+    assert_ptr_equal(cfg->lsns[1].default_slot, &cfg->slots[1]);
+    assert_ptr_not_equal(lc->ctx, cfg->lsns[1].ctx);
+    assert_ptr_equal(served(&cfg->slots[0]), dp->certs[0]->served);
+    assert_null(dp->certs[0]->key); /* wiped once parsed */
+    assert_non_null(dp->certs[1]->key);
+    assert_int_equal(served(&cfg->slots[1])->n_names, 1);
+    assert_string_equal(served(&cfg->slots[1])->names[0], "b.test");
+
+    /* A rebuild shares the parsed certificates (and the policy contexts). */
+    cfg2 = build_ok(dp, cJSON_Parse(doc), cfg);
+    assert_ptr_equal(served(&cfg2->slots[0]), served(&cfg->slots[0]));
+    assert_ptr_equal(cfg2->lsns[0].ctx, lc->ctx);
+    dp_config_close_unused(cfg, cfg2);
+    dp_config_unref(cfg);
+    cfg = cfg2;
+    lc = &cfg->lsns[0];
+
+    {
+        /* Same names: swapped in place, the old one retired. */
+        struct dp_swap sw = {"cert-a", "sha-a2"};
+        struct dp_cert *before = served(&cfg->slots[0]);
+
+        assert_int_equal(dp_config_swap(dp, cfg, &sw, 1, 4, &e), 1);
+        assert_int_equal(cfg->version, 4);
+        assert_ptr_equal(served(&cfg->slots[0]), dp->certs[1]->served);
+        assert_int_equal(dp->n_retired, 1);
+        assert_ptr_equal(dp->retired[0], before);
+        dp_config_release_retired(dp);
+        assert_int_equal(dp->n_retired, 0);
+        /* The body cache still holds version 1. */
+        assert_ptr_equal(dp->certs[0]->served, before);
+    }
+    {
+        /* New names: a rebuild is needed, nothing changed. */
+        struct dp_swap sw = {"cert-a", "sha-a3"};
+
+        assert_int_equal(dp_config_swap(dp, cfg, &sw, 1, 5, &e), 0);
+        assert_int_equal(cfg->version, 4);
+        assert_ptr_equal(served(&cfg->slots[0]), dp->certs[1]->served);
+        assert_int_equal(dp->n_retired, 0);
+    }
+    {
+        /* Several at once: all or nothing. cert-b's body was never sent. */
+        struct dp_swap sw[2] = {{"cert-a", "sha-a1"}, {"cert-b", "sha-nope"}};
+
+        assert_int_equal(dp_config_swap(dp, cfg, sw, 2, 5, &e), -1);
+        assert_string_equal(e.code, "certificate_missing");
+        assert_int_equal(cfg->version, 4);
+        assert_ptr_equal(served(&cfg->slots[0]), dp->certs[1]->served);
+        err_clear(&e);
+        /* An id no listener serves: rebuild. No change: only the version. */
+        sw[0].id = "cert-zzz";
+        assert_int_equal(dp_config_swap(dp, cfg, sw, 1, 5, &e), 0);
+        assert_int_equal(dp_config_swap(dp, cfg, sw, 0, 5, &e), 1);
+        assert_int_equal(cfg->version, 5);
+    }
+    dp_config_close_unused(cfg, NULL);
+    dp_config_unref(cfg);
+
+    {
+        /* A certificate that is also a group's CA: its client context must
+         * be rebuilt, so no swap. */
+        snprintf(doc, sizeof(doc),
+                 "{\"version\":6,\"certificates\":[{\"id\":\"cert-a\",\"version\":1,"
+                 "\"sha256\":\"sha-a1\"}],\"target_groups\":[{\"id\":\"tg\",\"protocol\":\"tls\","
+                 "\"tls\":{\"ca_certificate_id\":\"cert-a\"}}],"
+                 "\"listeners\":[{\"id\":\"l1\",\"bind\":\"127.0.0.1\",\"port\":%d,"
+                 "\"protocol\":\"tls\",\"default_target_group_id\":\"tg\","
+                 "\"certificate_ids\":[\"cert-a\"]}]}",
+                 free_port());
+        struct dp_swap sw = {"cert-a", "sha-a2"};
+
+        cfg = build_ok(dp, cJSON_Parse(doc), NULL);
+        assert_int_equal(dp_config_swap(dp, cfg, &sw, 1, 7, &e), 0);
+        dp_config_close_unused(cfg, NULL);
+        dp_config_unref(cfg);
+    }
+    dp_stats_prune(dp);
+    free_bodies(dp);
+    freedp(dp);
+    tc_cert_free(ca);
+    tc_cert_free(a1);
+    tc_cert_free(a2);
+    tc_cert_free(a3);
+    tc_cert_free(b1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +577,10 @@ int main(void)
         cmocka_unit_test(test_resolve_reuse),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_many),
+        cmocka_unit_test(test_certs_swap),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+
+    cs_thread_cleanup();
+    return rc;
 }
