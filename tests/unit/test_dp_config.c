@@ -70,6 +70,11 @@ static struct dp *mkdp(void)
 static void freedp(struct dp *dp)
 {
     dp_stats_free_all(dp);
+    /* What dp_ctl_free() frees in the proxy. */
+    SSL_CTX_free(dp->check_ctx);
+    for (int i = 0; i < 3; i++)
+        SSL_CTX_free(dp->srv_ctx[i]);
+    free(dp->retired);
     free(dp);
 }
 
@@ -429,10 +434,6 @@ static void free_bodies(struct dp *dp)
         free(dp->certs[i]);
     }
     free(dp->certs);
-    SSL_CTX_free(dp->check_ctx);
-    for (int i = 0; i < 3; i++)
-        SSL_CTX_free(dp->srv_ctx[i]);
-    free(dp->retired);
 }
 
 static struct dp_cert *served(const struct dp_slot *s)
