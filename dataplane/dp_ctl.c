@@ -171,6 +171,29 @@ static void dp_certs_keep(struct dp *dp, const cJSON *snap)
     free(keep);
 }
 
+/* After an in-place swap: drop the bodies of the replaced certificates no
+ * slot serves any more (dp_config_swap refused certificates that are a
+ * group's CA, so no client context needs them either). */
+static void dp_certs_drop_retired(struct dp *dp)
+{
+    const struct dp_config *cfg = dp->cur;
+
+    for (size_t r = 0; r < dp->n_retired; r++) {
+        const struct dp_cert *old = dp->retired[r];
+        size_t pos;
+        int found, used = 0;
+
+        for (size_t i = 0; i < cfg->n_slots && !used; i++)
+            used = atomic_load_explicit(&cfg->slots[i].cert, memory_order_relaxed) == old;
+        pos = dp_cert_pos(dp, old->sha256, &found);
+        if (used || !found || dp->certs[pos]->served != old)
+            continue;
+        dp_certbody_free(dp->certs[pos]);
+        memmove(dp->certs + pos, dp->certs + pos + 1, (dp->n_certs - pos - 1) * sizeof(*dp->certs));
+        dp->n_certs--;
+    }
+}
+
 /* --- the connection --- */
 
 static void dp_ctl_schedule(struct dp *dp)
@@ -532,19 +555,26 @@ static void dp_ctl_published(struct dp *dp)
 
     dp->cur = dp->publishing;
     dp->publishing = NULL;
-    if (old != dp->cur)
+    if (old == dp->cur) {
+        /* Certificates swapped in place: every worker has run its loop
+         * since, so the replaced ones can go, and only their bodies are
+         * stale (a rotation must not pay O(C log C) for dp_certs_keep). */
+        dp_config_unref(old);
+        dp_certs_drop_retired(dp);
+        dp_config_release_retired(dp);
+    } else {
         dp_config_close_unused(old, dp->cur);
-    dp_config_unref(old);
-    /* Every worker has run its loop since any in-place swap. */
-    dp_config_release_retired(dp);
-    if (dp->pub_snap != NULL) {
-        cJSON_Delete(dp->cur_snap);
-        dp->cur_snap = dp->pub_snap;
-        dp->pub_snap = NULL;
+        dp_config_unref(old);
+        dp_config_release_retired(dp);
+        if (dp->pub_snap != NULL) {
+            cJSON_Delete(dp->cur_snap);
+            dp->cur_snap = dp->pub_snap;
+            dp->pub_snap = NULL;
+        }
+        dp_certs_keep(dp, dp->cur_snap);
+        hc_apply(dp); /* before pruning: draining targets keep their counters */
+        dp_stats_prune(dp);
     }
-    dp_certs_keep(dp, dp->cur_snap);
-    hc_apply(dp); /* before pruning: draining targets keep their counters */
-    dp_stats_prune(dp);
     log_info("dp", "snapshot %lld applied by %d workers", (long long)dp->cur->version,
              dp->nworkers);
     dp_ctl_ack(dp, dp->cur->version);
