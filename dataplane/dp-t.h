@@ -88,10 +88,11 @@ struct dp_certbody {
     char sha256[65];
     char id[DP_ID_MAX];
     int version;
-    char *cert, *chain, *key; /* NUL-terminated; chain and key may be NULL */
+    char *cert, *chain,
+        *key; /* NUL-terminated; chain and key may be NULL; all NULL once 'served' */
     size_t cert_len, chain_len, key_len;
-    /* Parsed on first use by a TLS listener (one ref); the key text is
-     * wiped then: the key lives on only in the parsed EVP_PKEY. */
+    /* Parsed on first use by a TLS listener (one ref); the texts go then
+     * (the key wiped): they live on only as parsed objects. */
     struct dp_cert *served;
 };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
@@ -240,10 +241,15 @@ static struct dp_cert *dp_cert_load(struct dp *dp, const char *id, const char *s
         err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
         return NULL;
     }
-    /* The key now lives in the EVP_PKEY only. */
+    /* The key now lives in the EVP_PKEY only, and 10,000 certificates
+     * need not keep their text twice (about 1 KiB each). */
     cs_secret_free(body->key, body->key_len);
     body->key = NULL;
     body->key_len = 0;
+    free(body->cert);
+    free(body->chain);
+    body->cert = body->chain = NULL;
+    body->cert_len = body->chain_len = 0;
     body->served = c;
     log_info("dp", "certificate %s version %d sha256 %.16s... loaded", c->id, c->version,
              c->sha256);
@@ -430,6 +436,7 @@ static int dp_resolve(const struct dp_build *b, const char *tg_id, struct tg_tar
  * that has the same verification settings. */
 static int dp_cli_ctx(struct dp_build *b, struct tg *tg, const char *ca_id, struct err *err)
 {
+    char *pem_copy = NULL;
     const char *ca_pem = NULL;
     size_t ca_len = 0;
 
@@ -456,11 +463,30 @@ static int dp_cli_ctx(struct dp_build *b, struct tg *tg, const char *ca_id, stru
                            "target group %s: CA certificate %s was never sent", tg->id, ca_id);
         ca_pem = body->cert;
         ca_len = body->cert_len;
+        /* A certificate a listener also serves keeps no text once parsed:
+         * write its PEM again (rare: a CA that is also a server
+         * certificate). */
+        if (ca_pem == NULL && body->served != NULL) {
+            BIO *m = BIO_new(BIO_s_mem());
+            char *p = NULL;
+            long n;
+
+            if (m == NULL || PEM_write_bio_X509(m, body->served->s.leaf) != 1 ||
+                (n = BIO_get_mem_data(m, &p)) <= 0 || (ca_pem = strndup(p, (size_t)n)) == NULL) {
+                BIO_free(m);
+                return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
+            }
+            BIO_free(m);
+            ca_len = (size_t)n;
+            pem_copy = (char *)ca_pem;
+        }
     }
     {
         struct err ce = {0};
+        int rc = cs_client_ctx_build(tg->verify, ca_pem, ca_len, &tg->cli_ctx, &ce);
 
-        if (cs_client_ctx_build(tg->verify, ca_pem, ca_len, &tg->cli_ctx, &ce) < 0)
+        free(pem_copy);
+        if (rc < 0)
             return err_set(err, ERR_INVALID, ce.code ? ce.code : "tls_context_failed", "tls",
                            "target group %s: %s", tg->id, ce.message);
     }

@@ -487,6 +487,7 @@ static void test_certs_swap(void **state)
     assert_ptr_not_equal(lc->ctx, cfg->lsns[1].ctx);
     assert_ptr_equal(served(&cfg->slots[0]), dp->certs[0]->served);
     assert_null(dp->certs[0]->key); /* wiped once parsed */
+    assert_null(dp->certs[0]->cert);
     assert_non_null(dp->certs[1]->key);
     assert_int_equal(served(&cfg->slots[1])->n_names, 1);
     assert_string_equal(served(&cfg->slots[1])->names[0], "b.test");
@@ -544,7 +545,8 @@ static void test_certs_swap(void **state)
 
     {
         /* A certificate that is also a group's CA: its client context must
-         * be rebuilt, so no swap. */
+         * be rebuilt, so no swap. Its text went when a listener parsed it
+         * (above): the client context is built from the parsed one. */
         snprintf(doc, sizeof(doc),
                  "{\"version\":6,\"certificates\":[{\"id\":\"cert-a\",\"version\":1,"
                  "\"sha256\":\"sha-a1\"}],\"target_groups\":[{\"id\":\"tg\",\"protocol\":\"tls\","
@@ -555,7 +557,9 @@ static void test_certs_swap(void **state)
                  free_port());
         struct dp_swap sw = {"cert-a", "sha-a2"};
 
+        assert_null(dp->certs[0]->cert);
         cfg = build_ok(dp, cJSON_Parse(doc), NULL);
+        assert_non_null(cfg->tgs[0].cli_ctx);
         assert_int_equal(dp_config_swap(dp, cfg, &sw, 1, 7, &e), 0);
         dp_config_close_unused(cfg, NULL);
         dp_config_unref(cfg);
