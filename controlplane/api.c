@@ -26,6 +26,9 @@
 #include "snap.h"
 #include "store.h"
 
+/* Seconds a client told 503 busy should wait before retrying. */
+#define API_RETRY_AFTER "1"
+
 enum api_route {
     R_NONE = 0,
     R_HEALTHZ,
@@ -113,7 +116,7 @@ static unsigned api_status_of(enum err_kind k)
 /* ---- responses ---- */
 
 static enum MHD_Result api_send(struct api *a, struct MHD_Connection *c, unsigned status,
-                                const char *ctype, char *body, const char *allow)
+                                const char *ctype, char *body, const char *allow, int busy)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -132,6 +135,8 @@ static enum MHD_Result api_send(struct api *a, struct MHD_Connection *c, unsigne
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (status == 401)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"portcullis\"");
+    if (busy)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, API_RETRY_AFTER);
     ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     if (status < 600)
@@ -140,16 +145,16 @@ static enum MHD_Result api_send(struct api *a, struct MHD_Connection *c, unsigne
 }
 
 static enum MHD_Result api_send_json(struct api *a, struct MHD_Connection *c, unsigned status,
-                                     cJSON *body, const char *allow)
+                                     cJSON *body, const char *allow, int busy)
 {
     char *txt = body ? cJSON_PrintUnformatted(body) : NULL;
 
     cJSON_Delete(body);
     if (status == 204)
-        return api_send(a, c, 204, NULL, (free(txt), NULL), allow);
+        return api_send(a, c, 204, NULL, (free(txt), NULL), allow, 0);
     if (txt == NULL)
         return MHD_NO;
-    return api_send(a, c, status, "application/json", txt, allow);
+    return api_send(a, c, status, "application/json", txt, allow, busy);
 }
 
 static enum MHD_Result api_send_err(struct api *a, struct MHD_Connection *c, const struct err *e,
@@ -173,7 +178,8 @@ static enum MHD_Result api_send_err(struct api *a, struct MHD_Connection *c, con
         else
             cJSON_AddNullToObject(x, "field");
     }
-    return api_send_json(a, c, status, o, allow);
+    return api_send_json(a, c, status, o, allow,
+                         status == 503 && e->code != NULL && strcmp(e->code, "busy") == 0);
 }
 
 /* ---- routing ---- */
@@ -438,6 +444,111 @@ out:
     return rc;
 }
 
+/* ---- the mutation thread ----
+ *
+ * libmicrohttpd runs every request on one of API_THREADS threads, and a
+ * thread that waits inside a request serves none of its other connections.
+ * A mutation may wait up to the ack timeout for a hung proxy, and
+ * mutations are serialised: with the waits on the HTTP threads, eight
+ * mutations took every thread and GET /v1/status, /healthz... waited
+ * behind them. So the HTTP threads never wait for a mutation: they parse
+ * it, queue it and suspend its connection (MHD_suspend_connection); one
+ * mutation thread runs the queue (they would be serialised anyway) and
+ * resumes each connection, whose handler then sends the answer. Reads
+ * stay on the HTTP threads. The queue is bounded in length (API_MUT_QUEUE)
+ * and in waiting time (busy_wait_ms, the ack timeout): a mutation beyond
+ * either is answered 503 "busy" with Retry-After, so no request waits
+ * more than about twice the ack timeout. */
+
+static void api_busy(struct err *err)
+{
+    err_set(err, ERR_UNAVAILABLE, "busy", NULL,
+            "too many configuration changes in progress; retry later");
+}
+
+static int64_t api_ms_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Run (or refuse, when it waited too long or we stop) the mutation 'r'
+ * and resume its connection. */
+static void api_job_run(struct api *a, struct api_req *r, int refuse)
+{
+    char allow[64];
+    const struct api_op *op = api_op_of((enum api_route)r->route, r->method, allow, sizeof(allow));
+
+    if (refuse || api_ms_since(&r->queued_at) > a->busy_wait_ms) {
+        api_busy(&r->err);
+        r->rc = -1;
+    } else {
+        r->rc = api_change(a, r, op->write, r->in, &r->out, &r->err);
+    }
+    cJSON_Delete(r->in);
+    r->in = NULL;
+    r->job = API_JOB_DONE;
+    MHD_resume_connection(r->conn);
+}
+
+static void *api_mut_thread(void *arg)
+{
+    struct api *a = arg;
+    struct api_req *r;
+    int stop;
+
+    pthread_mutex_lock(&a->qmu);
+    for (;;) {
+        while (a->qhead == NULL && !a->qstop)
+            pthread_cond_wait(&a->qcv, &a->qmu);
+        r = a->qhead;
+        if (r == NULL)
+            break;
+        a->qhead = r->qnext;
+        if (a->qhead == NULL)
+            a->qtail = NULL;
+        a->qlen--;
+        stop = a->qstop;
+        pthread_mutex_unlock(&a->qmu);
+        api_job_run(a, r, stop);
+        pthread_mutex_lock(&a->qmu);
+    }
+    pthread_mutex_unlock(&a->qmu);
+    return NULL;
+}
+
+/* Queue mutation 'r' (body parsed into 'in', taken) and suspend its
+ * connection; -1 with 'err' set when the queue is full or we stop. */
+static int api_job_queue(struct api *a, struct MHD_Connection *c, struct api_req *r, cJSON *in,
+                         struct err *err)
+{
+    pthread_mutex_lock(&a->qmu);
+    if (a->qstop || !a->mut_started || a->qlen >= API_MUT_QUEUE) {
+        pthread_mutex_unlock(&a->qmu);
+        cJSON_Delete(in);
+        api_busy(err);
+        return -1;
+    }
+    r->in = in;
+    r->job = API_JOB_QUEUED;
+    clock_gettime(CLOCK_MONOTONIC, &r->queued_at);
+    /* Suspended before the mutation thread can see it (it takes qmu), so
+     * it is never resumed before being suspended. */
+    MHD_suspend_connection(c);
+    r->qnext = NULL;
+    if (a->qtail)
+        a->qtail->qnext = r;
+    else
+        a->qhead = r;
+    a->qtail = r;
+    a->qlen++;
+    pthread_cond_signal(&a->qcv);
+    pthread_mutex_unlock(&a->qmu);
+    return 0;
+}
+
 /* ---- status and metrics ---- */
 
 static cJSON *api_status(struct api *a)
@@ -657,7 +768,7 @@ static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *c, str
         cJSON *b = cJSON_CreateObject();
 
         cJSON_AddStringToObject(b, "status", "ok");
-        return api_send_json(a, c, 200, b, NULL);
+        return api_send_json(a, c, 200, b, NULL, 0);
     }
     if (r->route == R_METRICS) {
         struct api_buf b = {0};
@@ -666,15 +777,29 @@ static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *c, str
             free(b.s);
             return api_send_err(a, c, &err, NULL);
         }
-        return api_send(a, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, NULL);
+        return api_send(a, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, NULL, 0);
     }
     if (r->route == R_STATUS)
-        return api_send_json(a, c, 200, api_status(a), NULL);
+        return api_send_json(a, c, 200, api_status(a), NULL, 0);
     if (op->write) {
+        if (r->job == API_JOB_DONE) {
+            /* Resumed by the mutation thread: send its answer. */
+            if (r->rc < 0) {
+                cJSON_Delete(r->out.body);
+                r->out.body = NULL;
+                return api_send_err(a, c, &r->err, NULL);
+            }
+            o = r->out;
+            r->out.body = NULL;
+            return api_send_json(a, c, (unsigned)o.status, o.body, NULL, 0);
+        }
+        if (r->job == API_JOB_QUEUED)
+            return MHD_YES; /* not ours to answer yet */
         if (op->body && api_json_parse(r->body, r->len, &in, &err) < 0)
             return api_send_err(a, c, &err, NULL);
-        rc = api_change(a, r, op->write, in, &o, &err);
-        cJSON_Delete(in);
+        if (api_job_queue(a, c, r, in, &err) < 0)
+            return api_send_err(a, c, &err, NULL);
+        return MHD_YES;
     } else {
         st = api_reader(a, &err);
         if (st == NULL)
@@ -689,7 +814,7 @@ static enum MHD_Result api_dispatch(struct api *a, struct MHD_Connection *c, str
         cJSON_Delete(o.body);
         return api_send_err(a, c, &err, NULL);
     }
-    return api_send_json(a, c, (unsigned)o.status, o.body, NULL);
+    return api_send_json(a, c, (unsigned)o.status, o.body, NULL, 0);
 }
 
 static enum MHD_Result api_handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -784,6 +909,8 @@ static void api_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     (void)toe;
     if (r == NULL)
         return;
+    cJSON_Delete(r->in);
+    cJSON_Delete(r->out.body);
     if (r->body)
         OPENSSL_cleanse(r->body, r->cap); /* bodies may carry private keys */
     free(r->body);
@@ -873,6 +1000,8 @@ int api_start(const struct cp_opts *opts, int lfd, struct api **out, struct err 
     }
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->rmu, NULL);
+    pthread_mutex_init(&a->qmu, NULL);
+    pthread_cond_init(&a->qcv, NULL);
     snprintf(a->db_path, sizeof(a->db_path), "%s/portcullis.db", opts->data_dir);
     if (api_token_init(a, opts->data_dir, err) < 0 ||
         cs_master_load(opts->data_dir, &a->mk, err) < 0 ||
@@ -892,12 +1021,19 @@ int api_start(const struct cp_opts *opts, int lfd, struct api **out, struct err 
         po.ack_timeout_ms = atoi(env);
     if (snap_pub_start(&po, &a->pub, err) < 0)
         goto fail;
-    a->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY | MHD_USE_TURBO, 0, NULL, NULL,
-        api_handle, a, MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
-        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        api_completed, a, MHD_OPTION_END);
+    a->busy_wait_ms = po.ack_timeout_ms > 0 ? po.ack_timeout_ms : SNAP_ACK_TIMEOUT_MS;
+    if (pthread_create(&a->mut_thr, NULL, api_mut_thread, a) != 0) {
+        err_set(err, ERR_INTERNAL, "api_start_failed", NULL, "cannot start the mutation thread");
+        goto fail;
+    }
+    a->mut_started = 1;
+    a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+                                  MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+                              0, NULL, NULL, api_handle, a, MHD_OPTION_LISTEN_SOCKET, lfd,
+                              MHD_OPTION_THREAD_POOL_SIZE, API_THREADS,
+                              MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+                              1000u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_NOTIFY_COMPLETED, api_completed, a, MHD_OPTION_END);
     lfd = -1;
     if (a->mhd == NULL) {
         err_set(err, ERR_INTERNAL, "api_start_failed", NULL, "cannot start the HTTP server");
@@ -917,6 +1053,15 @@ void api_stop(struct api *a)
 {
     if (a == NULL)
         return;
+    /* Every suspended connection must be resumed before MHD stops: the
+     * mutation thread finishes the change in progress, refuses the queued
+     * ones (503 busy) and exits; later mutations are refused at once. */
+    pthread_mutex_lock(&a->qmu);
+    a->qstop = 1;
+    pthread_cond_signal(&a->qcv);
+    pthread_mutex_unlock(&a->qmu);
+    if (a->mut_started)
+        pthread_join(a->mut_thr, NULL);
     if (a->mhd)
         MHD_stop_daemon(a->mhd);
     snap_pub_stop(a->pub);
@@ -926,6 +1071,8 @@ void api_stop(struct api *a)
     cs_master_free(a->mk);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->rmu);
+    pthread_mutex_destroy(&a->qmu);
+    pthread_cond_destroy(&a->qcv);
     OPENSSL_cleanse(a->token_hash, sizeof(a->token_hash));
     free(a);
 }

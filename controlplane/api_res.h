@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -19,6 +20,15 @@
  * so a reader is always free. */
 #define API_THREADS 8u
 #define API_READERS 12
+/* Mutations waiting for (or in) the mutation thread; one more is 503 busy. */
+#define API_MUT_QUEUE 64
+
+/* Where a mutation is: parsed, queued for the mutation thread, answered. */
+enum api_job {
+    API_JOB_NONE = 0,
+    API_JOB_QUEUED,
+    API_JOB_DONE,
+};
 
 struct api {
     struct MHD_Daemon *mhd;
@@ -35,6 +45,21 @@ struct api {
     unsigned char token_hash[32];
     atomic_ullong req_by_status[600];
     atomic_ullong mutations_refused;
+    /* The mutation thread and its queue of suspended requests (api.c). */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    struct api_req *qhead, *qtail;
+    int qlen;
+    int qstop;
+    int mut_started;
+    pthread_t mut_thr;
+    int busy_wait_ms; /* longest wait in the queue before 503 busy */
+};
+
+/* What a handler answers. */
+struct api_out {
+    int status;  /* 200, 201 or 204 */
+    cJSON *body; /* owned; NULL for 204 */
 };
 
 /* One HTTP request, from its first call to its completion. */
@@ -47,12 +72,14 @@ struct api_req {
     int too_large;
     struct MHD_Connection *conn;
     struct api_vctx vc;
-};
-
-/* What a handler answers. */
-struct api_out {
-    int status;  /* 200, 201 or 204 */
-    cJSON *body; /* owned; NULL for 204 */
+    /* A mutation, handed to the mutation thread (api.c). */
+    enum api_job job;
+    cJSON *in;          /* the parsed body, owned */
+    struct api_out out; /* the answer (body owned) */
+    struct err err;
+    int rc;
+    struct timespec queued_at; /* CLOCK_MONOTONIC */
+    struct api_req *qnext;
 };
 
 /* A reader connection from the pool, and back. */

@@ -15,8 +15,10 @@ frames are recorded without their PEM bodies (only whether a key came).
 On reaching EOF the line {"type": "closed"} is written and it exits 0.
 
   fake_proxy.py --socket S --node-id n1 --mode ack --log frames.jsonl
-        [--certs SHA,SHA] [--applied-version N] [--health TG:TARGET:STATE]
-        [--stats-listener LSN_ID] [--mode-file FILE]
+        [--certs SHA,SHA] [--applied-version N] [--health TG:TARGET:STATE[:REASON]]
+        [--stats-listener LSN_ID] [--mode-file FILE] [--ack-delay-ms MS]
+--health frames are sent right after the hello, in order; --ack-delay-ms
+delays every ack (a slow proxy).
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 
 def send(sock, obj):
@@ -53,6 +56,7 @@ def main():
     ap.add_argument("--applied-version", type=int, default=0)
     ap.add_argument("--health", action="append", default=[])
     ap.add_argument("--stats-listener")
+    ap.add_argument("--ack-delay-ms", type=int, default=0)
     args = ap.parse_args()
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -62,9 +66,11 @@ def main():
         hello["certificates"] = [c for c in args.certs.split(",") if c]
     send(sock, hello)
     for h in args.health:
-        tg, target, state = h.split(":")
+        parts = h.split(":", 3)
+        tg, target, state = parts[:3]
+        reason = parts[3] if len(parts) > 3 else "reported by fake proxy"
         send(sock, {"type": "health", "target_group_id": tg, "target_id": target,
-                    "state": state, "reason": "reported by fake proxy"})
+                    "state": state, "reason": reason})
     if args.stats_listener:
         send(sock, {"type": "stats",
                     "listeners": [{"id": args.stats_listener, "active": 2, "total": 7,
@@ -100,6 +106,8 @@ def main():
                 send(sock, {"type": "nack", "version": frame["version"], "resync": True,
                             "error": "fake proxy applies no deltas"})
             elif mode in ("ack", "resync"):
+                if args.ack_delay_ms > 0:
+                    time.sleep(args.ack_delay_ms / 1000.0)
                 send(sock, {"type": "ack", "version": frame["version"]})
             elif mode == "nack":
                 send(sock, {"type": "nack", "version": frame["version"],
