@@ -690,19 +690,103 @@ int api_tg_show(struct api *a, struct store *st, struct api_req *r, struct api_o
     return api_tg_out(st, id, 200, o, err);
 }
 
-/* Per target: the last report of any connected proxy (reports of a proxy
- * that disconnected are forgotten); without one, "initial" -
- * except for a group without health checks, whose targets are "healthy"
- * as soon as a proxy serves the configuration (the proxy sends every
- * target to them). Targets the proxies still report as draining after
- * their removal are listed too. */
+/* Severity of a reported state: the worst report of any proxy is the
+ * target's state, so a target one proxy cannot reach never looks healthy
+ * because another proxy reported later. */
+static int api_health_rank(const char *state)
+{
+    if (strcmp(state, "unhealthy") == 0)
+        return 3;
+    if (strcmp(state, "draining") == 0)
+        return 2;
+    if (strcmp(state, "initial") == 0)
+        return 1;
+    return 0; /* healthy */
+}
+
+static int api_report_cmp(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+
+    return strcmp(cJSON_GetObjectItem(x, "node_id")->valuestring,
+                  cJSON_GetObjectItem(y, "node_id")->valuestring);
+}
+
+/* Fill 'e' (state, reason, updated_at, reports) from the reports of the
+ * connected proxies on target 'tid' ('rep', from snap_pub_health): the
+ * worst state (unhealthy > draining > initial > healthy; the latest of
+ * equally bad ones) with its reason and time, and every proxy's report
+ * by node id. Returns 0 when no proxy reported on 'tid' (nothing added). */
+static int api_health_agg(const cJSON *rep, const char *tid, cJSON *e)
+{
+    const cJSON *x, *worst = NULL, **v;
+    size_t n = 0, cap = (size_t)cJSON_GetArraySize(rep);
+    cJSON *arr;
+    char buf[32];
+
+    if (cap == 0)
+        return 0;
+    v = calloc(cap, sizeof(*v));
+    if (v == NULL)
+        return 0;
+    cJSON_ArrayForEach(x, rep)
+    {
+        int r, wr;
+
+        if (strcmp(cJSON_GetObjectItem(x, "target_id")->valuestring, tid) != 0)
+            continue;
+        v[n++] = x;
+        if (worst == NULL) {
+            worst = x;
+            continue;
+        }
+        r = api_health_rank(cJSON_GetObjectItem(x, "state")->valuestring);
+        wr = api_health_rank(cJSON_GetObjectItem(worst, "state")->valuestring);
+        /* seq grows with every report (updated_at has whole seconds). */
+        if (r > wr || (r == wr && cJSON_GetObjectItem(x, "seq")->valuedouble >
+                                      cJSON_GetObjectItem(worst, "seq")->valuedouble))
+            worst = x;
+    }
+    if (worst == NULL) {
+        free(v);
+        return 0;
+    }
+    cJSON_AddItemToObject(e, "state", cJSON_Duplicate(cJSON_GetObjectItem(worst, "state"), 1));
+    cJSON_AddItemToObject(e, "reason", cJSON_Duplicate(cJSON_GetObjectItem(worst, "reason"), 1));
+    cJSON_AddStringToObject(
+        e, "updated_at",
+        api_time((int64_t)cJSON_GetObjectItem(worst, "updated_at")->valuedouble, buf, sizeof(buf)));
+    qsort(v, n, sizeof(*v), api_report_cmp);
+    arr = cJSON_AddArrayToObject(e, "reports");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(o, "node_id",
+                              cJSON_Duplicate(cJSON_GetObjectItem(v[i], "node_id"), 1));
+        cJSON_AddItemToObject(o, "state", cJSON_Duplicate(cJSON_GetObjectItem(v[i], "state"), 1));
+        cJSON_AddItemToObject(o, "reason", cJSON_Duplicate(cJSON_GetObjectItem(v[i], "reason"), 1));
+        cJSON_AddStringToObject(
+            o, "updated_at",
+            api_time((int64_t)cJSON_GetObjectItem(v[i], "updated_at")->valuedouble, buf,
+                     sizeof(buf)));
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(v);
+    return 1;
+}
+
+/* Per target: the worst report of the connected proxies (reports of a
+ * proxy that disconnected are forgotten), each proxy's report under
+ * "reports"; without one, "initial" - except for a group without health
+ * checks, whose targets are "healthy" as soon as a proxy serves the
+ * configuration (the proxy sends every target to them). Targets a proxy
+ * still reports as draining after their removal are listed too. */
 int api_tg_health(struct api *a, struct store *st, struct api_req *r, struct api_out *o,
                   struct err *err)
 {
-    char id[STORE_ID_MAX], buf[32];
-    cJSON *doc = NULL, *rep, *arr, *t, *h, *x;
+    char id[STORE_ID_MAX];
+    cJSON *doc = NULL, *rep, *arr, *t, *x;
     int no_hc, connected;
-    int64_t now = (int64_t)time(NULL);
 
     if (api_path_id(st, STORE_TG, r->p1, id, err) < 0)
         return -1;
@@ -719,38 +803,22 @@ int api_tg_health(struct api *a, struct store *st, struct api_req *r, struct api
         const char *tid = cJSON_GetObjectItem(t, "id")->valuestring;
         cJSON *e = cJSON_CreateObject();
 
-        h = NULL;
-        cJSON_ArrayForEach(x, rep)
-        {
-            /* Several proxies: the verdict that arrived last (seq grows
-             * with every report; updated_at has whole seconds only). */
-            if (!strcmp(cJSON_GetObjectItem(x, "target_id")->valuestring, tid) &&
-                (h == NULL || cJSON_GetObjectItem(x, "seq")->valuedouble >
-                                  cJSON_GetObjectItem(h, "seq")->valuedouble))
-                h = x;
-        }
         cJSON_AddStringToObject(e, "target_id", tid);
         cJSON_AddItemToObject(e, "host", cJSON_Duplicate(cJSON_GetObjectItem(t, "host"), 1));
         cJSON_AddItemToObject(e, "port", cJSON_Duplicate(cJSON_GetObjectItem(t, "port"), 1));
-        if (h != NULL) {
-            cJSON_AddItemToObject(e, "state", cJSON_Duplicate(cJSON_GetObjectItem(h, "state"), 1));
-            cJSON_AddItemToObject(e, "reason",
-                                  cJSON_Duplicate(cJSON_GetObjectItem(h, "reason"), 1));
-            cJSON_AddStringToObject(
-                e, "updated_at",
-                api_time((int64_t)cJSON_GetObjectItem(h, "updated_at")->valuedouble, buf,
-                         sizeof(buf)));
-        } else {
+        if (!api_health_agg(rep, tid, e)) {
             cJSON_AddStringToObject(e, "state", no_hc && connected ? "healthy" : "initial");
             cJSON_AddStringToObject(e, "reason",
                                     no_hc && connected ? "no health check"
                                     : connected        ? "no report yet"
                                                        : "no data plane connected");
             cJSON_AddNullToObject(e, "updated_at");
+            cJSON_AddArrayToObject(e, "reports");
         }
         cJSON_AddItemToArray(arr, e);
     }
-    /* Removed targets still draining. */
+    /* Removed targets some proxy still drains (one whose drain ended
+     * reported "removed" and its report is gone; the others' stay). */
     cJSON_ArrayForEach(x, rep)
     {
         const char *tid = cJSON_GetObjectItem(x, "target_id")->valuestring;
@@ -770,14 +838,9 @@ int api_tg_health(struct api *a, struct store *st, struct api_req *r, struct api
         cJSON_AddStringToObject(e, "target_id", tid);
         cJSON_AddNullToObject(e, "host");
         cJSON_AddNullToObject(e, "port");
-        cJSON_AddStringToObject(e, "state", "draining");
-        cJSON_AddItemToObject(e, "reason", cJSON_Duplicate(cJSON_GetObjectItem(x, "reason"), 1));
-        cJSON_AddStringToObject(
-            e, "updated_at",
-            api_time((int64_t)cJSON_GetObjectItem(x, "updated_at")->valuedouble, buf, sizeof(buf)));
+        api_health_agg(rep, tid, e);
         cJSON_AddItemToArray(arr, e);
     }
-    (void)now;
     cJSON_Delete(rep);
     cJSON_Delete(doc);
     o->status = 200;
