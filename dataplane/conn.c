@@ -1,9 +1,9 @@
 /* conn.c - a proxied connection: accept -> (TLS handshake | ClientHello
- * peek) -> choose a target -> non-blocking connect, retried on the next
- * target -> (target TLS handshake) -> relay both ways with bounded buffers
- * and back-pressure -> half-close -> close. One conn_enter_<state>() per
+ * peek) -> choose a target -> non-blocking connect -> (target TLS
+ * handshake); a failed connect or target handshake is retried on the next
+ * target -> relay both ways with bounded buffers and back-pressure ->
+ * half-close -> close. One conn_enter_<state>() per
  * step arms that state's timer and watchers (nginx stream proxy). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 
 #include "conn.h"
 #include "cs.h"
@@ -744,13 +743,39 @@ static void conn_target_failed(struct conn *c)
     if (ev_is_active(&c->up.io))
         ev_io_stop(c->w->loop, &c->up.io);
     c->up.events = 0;
+    c->up.flags = 0; /* a TLS attempt's read state must not leak into the next */
     SSL_free(c->up.ssl);
     c->up.ssl = NULL;
     conn_up_release(c);
 }
 
+/* The target's TLS handshake failed ('term', c->detail say why). Nothing of
+ * this target reached the client and the relay has not started, so the
+ * client's bytes (peeked ClientHello, or the first bytes still unread behind
+ * the client's TLS) are all still here: try the next target as a failed
+ * connect does (nginx proxy_next_upstream); the PROXY header is built again
+ * for it. 'term' closes the client when no target is left. */
+static void conn_up_failed(struct conn *c, enum conn_term term)
+{
+    char peer[NET_ADDRSTRLEN];
+
+    net_addr_str((struct sockaddr *)&c->peer, peer, sizeof(peer));
+    log_warn("dp", "listener %s conn %llu client %s target %s(%s:%d) attempt %u: %s - %s",
+             c->lc->id, (unsigned long long)c->id, peer, c->tgt->id, c->tgt->host, c->tgt->port,
+             c->attempts, conn_term_str(term), c->detail);
+    if (c->tgt_counted) {
+        /* The attempt stays in the target's total and errors; it is no
+         * longer one of its active connections. */
+        DP_CTR_SUB(c->tgt->st->slot[c->w->idx].active, 1);
+        c->tgt_counted = 0;
+    }
+    conn_arm(c, &c->up, 0);
+    conn_connect_next(c, term);
+}
+
 static void conn_up_handshake(struct conn *c)
 {
+    long vr;
     int r, e;
 
     ERR_clear_error();
@@ -769,33 +794,24 @@ static void conn_up_handshake(struct conn *c)
         conn_arm(c, &c->up, EV_WRITE);
         return;
     }
-    {
-        long vr = SSL_get_verify_result(c->up.ssl);
-        if (vr != X509_V_OK) {
-            snprintf(c->detail, sizeof(c->detail), "target certificate: %s",
-                     X509_verify_cert_error_string(vr));
-            ERR_clear_error();
-            DP_CTR_ADD(c->tgt->st->slot[c->w->idx].errors, 1);
-            conn_close(c, CONN_TERM_UP_VERIFY_FAILED);
-            return;
-        }
+    /* Without verification the result is computed but decides nothing. */
+    vr = c->tg->verify ? SSL_get_verify_result(c->up.ssl) : X509_V_OK;
+    if (vr != X509_V_OK) {
+        snprintf(c->detail, sizeof(c->detail), "target certificate: %s",
+                 X509_verify_cert_error_string(vr));
+        ERR_clear_error();
+        conn_up_failed(c, CONN_TERM_UP_VERIFY_FAILED);
+        return;
     }
     conn_ssl_detail(c, "target handshake");
-    DP_CTR_ADD(c->tgt->st->slot[c->w->idx].errors, 1);
-    conn_close(c, CONN_TERM_UP_HANDSHAKE_FAILED);
-}
-
-static int conn_is_ip(const char *s)
-{
-    struct in6_addr a;
-
-    return inet_pton(AF_INET, s, &a) == 1 || inet_pton(AF_INET6, s, &a) == 1;
+    conn_up_failed(c, CONN_TERM_UP_HANDSHAKE_FAILED);
 }
 
 static void conn_enter_up_handshake(struct conn *c)
 {
     const struct tg *tg = c->tg;
     const char *name = tg->server_name ? tg->server_name : c->tgt->host;
+    struct err err = {0};
     SSL *ssl;
 
     c->state = CONN_UP_HANDSHAKE;
@@ -814,15 +830,14 @@ static void conn_enter_up_handshake(struct conn *c)
     /* One read(2) per batch of records instead of two per record (header,
      * then body). */
     SSL_set_read_ahead(ssl, 1);
-    if (conn_is_ip(name)) {
-        if (tg->verify)
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
-    } else {
-        SSL_set_tlsext_host_name(ssl, name);
-        if (tg->verify)
-            SSL_set1_host(ssl, name);
-    }
     conn_timer(c, c->lc->connect_timeout);
+    /* SNI, and the name or address the certificate must match when the
+     * group verifies; an unusable name fails this target like its handshake. */
+    if (cs_ssl_set_peer_name(ssl, name, &err) < 0) {
+        snprintf(c->detail, sizeof(c->detail), "%.150s", err.message);
+        conn_up_failed(c, CONN_TERM_UP_HANDSHAKE_FAILED);
+        return;
+    }
     conn_up_handshake(c);
 }
 
@@ -946,6 +961,7 @@ static void conn_connect_next(struct conn *c, enum conn_term why)
         }
         c->tried[c->attempts++] = t;
         c->tgt = t;
+        c->state = CONN_CONNECTING; /* also after a failed target handshake */
         fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(c->detail, sizeof(c->detail), "socket: %s", strerror(errno));
@@ -1240,8 +1256,7 @@ static void conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
         break;
     case CONN_UP_HANDSHAKE:
         snprintf(c->detail, sizeof(c->detail), "target handshake timed out");
-        DP_CTR_ADD(c->tgt->st->slot[c->w->idx].errors, 1);
-        conn_close(c, CONN_TERM_UP_HANDSHAKE_FAILED);
+        conn_up_failed(c, CONN_TERM_UP_HANDSHAKE_FAILED);
         break;
     case CONN_RELAY: {
         /* Activity only stamps last_io; the timer is re-armed lazily here
