@@ -20,16 +20,13 @@ C=$PC_CERTS
 PP2=$PC_SRC_DIR/tests/e2e/tools/pp2_backend.py
 
 read -r g1 b1 b2 b3 bh pg pb l_mix l_bad l_slow l_pp l_pt <<<"$(dp_ports 12 | tr '\n' ' ')"
+# Every backend starts at once, then each is waited for.
 s_server() { # PORT CERT
   pc_spawn "$PC_TMP/s_server-$1.log" openssl s_server -accept "$1" -cert "$C/$2.crt" -key "$C/$2.key" -www -quiet
 }
 s_server "$g1" be
 s_server "$b1" bad
 s_server "$b2" wrong
-for p in "$g1" "$b1" "$b2"; do
-  pc_wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$p 2>/dev/null | grep -q BEGIN" \
-    || pc_fail "s_server on $p"
-done
 # Accepts TCP and closes at once.
 pc_spawn "$PC_TMP/closer.log" python3 -u -c '
 import socket, sys
@@ -41,12 +38,16 @@ print("ready", flush=True)
 while True:
     c, _ = ls.accept()
     c.close()' "$b3"
-pc_wait_for 10 grep -q ready "$PC_TMP/closer.log" || pc_fail "closer did not start"
-dp_backend hold "$bh"
+pc_spawn "$PC_TMP/hold.log" python3 -u "$DP_TOOL" backend hold "$bh"
 pc_spawn "$PC_TMP/pg.log" python3 -u "$PP2" serve "$pg" "$C/be.crt" "$C/be.key"
 pc_spawn "$PC_TMP/pb.log" python3 -u "$PP2" serve "$pb" "$C/bad.crt" "$C/bad.key"
-pc_wait_for 10 grep -q ready "$PC_TMP/pg.log" || pc_fail "pp2 backend did not start"
-pc_wait_for 10 grep -q ready "$PC_TMP/pb.log" || pc_fail "pp2 backend (bad) did not start"
+for p in "$g1" "$b1" "$b2"; do
+  pc_wait_for 10 bash -c "echo | openssl s_client -connect 127.0.0.1:$p 2>/dev/null | grep -q BEGIN" \
+    || pc_fail "s_server on $p"
+done
+for l in closer hold pg pb; do
+  pc_wait_for 10 grep -q ready "$PC_TMP/$l.log" || pc_fail "backend $l did not start"
+done
 
 t() { echo "{\"id\": \"$1\", \"host\": \"127.0.0.1\", \"port\": $2}"; }
 tg() { # ID PROXY_PROTOCOL TARGETS...
