@@ -4,14 +4,14 @@
 # GET /v1/listeners and /healthz answer at once (asserted < 2 s, the hung
 # proxy holds the first mutation for the whole ack timeout). Every mutation
 # gets its normal answer (applied:false) or 503 "busy" with Retry-After,
-# within its bound, never a 500. Then a slow proxy (each ACK after 1.5 s)
+# within its bound, never a 500. Then a slow proxy (each ACK after 1.8 s)
 # makes the queue of mutations outlast the ack timeout: the late ones are
 # refused with 503 busy while the first ones are applied.
 # pc-timeout: 120
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_api.sh"
 
-ACK_MS=4000
+ACK_MS=5000
 export PORTCULLIS_ACK_TIMEOUT_MS=$ACK_MS
 pc_start_cp
 export PC_API PC_TOKEN PC_TMP
@@ -34,11 +34,14 @@ mutations() {
   done
 }
 
-# reads: GET /v1/status, /v1/listeners and /healthz five times; each must
-# answer 200 within 2 s. Sets READS_END to the time the last one ended.
+# reads PREFIX: GET /v1/status, /v1/listeners and /healthz in rounds until
+# one of the mutations PREFIX* answered (at most 100 rounds); each must
+# answer 200 within 2 s. Sets ROUNDS to the rounds completed before any
+# mutation answered.
 reads() {
-  local i path out
-  for i in $(seq 5); do
+  local i path out pending
+  ROUNDS=0
+  for i in $(seq 100); do
     for path in /v1/status /v1/listeners /healthz; do
       out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 \
         -H "Authorization: Bearer $PC_TOKEN" "$PC_API$path" || echo "000 10")
@@ -46,9 +49,12 @@ reads() {
       awk -v t="${out#* }" 'BEGIN { exit !(t < 2.0) }' \
         || pc_fail "GET $path waited behind the mutations: ${out#* } s"
     done
-    sleep 0.2
+    pending=1
+    compgen -G "$PC_TMP/$1*.end" >/dev/null && pending=0
+    [ $pending = 1 ] || break
+    ROUNDS=$((ROUNDS + 1))
+    sleep 0.1
   done
-  READS_END=$(date +%s.%N)
 }
 
 # check PREFIX: every mutation ended within its bound (queue wait + ack
@@ -78,36 +84,34 @@ check() {
   T=$t F=$f B=$b
 }
 
-# --- a hung proxy: connected, never ACKs.
+# --- a hung proxy: connected, never ACKs. The reads start once the first
+# mutation's snapshot reached it (that mutation then waits the whole ack
+# timeout, the others queue behind it).
 pc_fake_proxy hung never
 mutations h
-sleep 0.3
-reads
+pc_wait_frames hung 'any(.type == "snapshot" and .version == 1)' || pc_fail "no mutation reached the hung proxy"
+reads h
 check h
-pc_log "hung proxy: applied $T, not applied $F, busy $B"
+pc_log "hung proxy: $ROUNDS rounds of reads while the first mutation waited; applied $T, not applied $F, busy $B"
+[ "$ROUNDS" -ge 1 ] || pc_fail "no read answered while the first mutation waited for the hung proxy"
 pc_assert_eq "$T" 0 "mutations applied with a hung proxy"
-# The first mutation waited for the hung proxy (one that started just as
-# it was dropped may list it too); the reads ended before it answered.
 HUNG=$(for i in $(seq 10); do
   if jq -e '.not_applied == ["hung"] and .config_version == 1' "$PC_TMP/h$i.body" >/dev/null 2>&1; then
     echo "h$i"
   fi
 done)
 [ "$(echo "$HUNG" | grep -c .)" = 1 ] || pc_fail "want one first mutation waiting for the hung proxy, got '$HUNG'"
-awk -v r="$READS_END" -v m="$(cat "$PC_TMP/$HUNG.end")" 'BEGIN { exit !(r < m) }' \
-  || pc_fail "the reads did not run while $HUNG waited for the hung proxy"
 # Rows: exactly the 201s.
 pc_api GET /v1/target-groups
 pc_expect_status 200
 pc_assert_eq "$(pc_json '[.target_groups[] | select(.name | startswith("h"))] | length')" "$F" "rows of hung-phase mutations"
 
-# --- a slow proxy: ACKs each snapshot after 1.5 s, so 10 queued mutations
+# --- a slow proxy: ACKs each snapshot after 1.8 s, so 10 queued mutations
 # outlast the ack timeout; the late ones are refused with 503 busy.
-pc_fake_proxy slow ack --ack-delay-ms 1500
-sleep 1.6 # its ack of the snapshot it got on connecting
+pc_fake_proxy slow ack --ack-delay-ms 1800
+sleep 2 # its ack of the snapshot it got on connecting
 mutations s
-sleep 0.3
-reads
+reads s
 check s
 pc_log "slow proxy: applied $T, not applied $F, busy $B"
 [ "$T" -ge 1 ] || pc_fail "no mutation applied through the slow proxy"
