@@ -469,16 +469,19 @@ static int dp_cli_ctx(struct dp_build *b, struct tg *tg, const char *ca_id, stru
         if (ca_pem == NULL && body->served != NULL) {
             BIO *m = BIO_new(BIO_s_mem());
             char *p = NULL;
-            long n;
+            long n = 0;
 
+            /* The BIO's bytes are not NUL-terminated: copy exactly n. */
             if (m == NULL || PEM_write_bio_X509(m, body->served->s.leaf) != 1 ||
-                (n = BIO_get_mem_data(m, &p)) <= 0 || (ca_pem = strndup(p, (size_t)n)) == NULL) {
+                (n = BIO_get_mem_data(m, &p)) <= 0 || (pem_copy = malloc((size_t)n + 1)) == NULL) {
                 BIO_free(m);
                 return err_set(err, ERR_INTERNAL, "out_of_memory", NULL, "out of memory");
             }
+            memcpy(pem_copy, p, (size_t)n);
+            pem_copy[n] = '\0';
             BIO_free(m);
+            ca_pem = pem_copy;
             ca_len = (size_t)n;
-            pem_copy = (char *)ca_pem;
         }
     }
     {
