@@ -331,6 +331,10 @@ fail:
 
 int cs_ssl_use_served(SSL *ssl, const struct cs_served *s)
 {
+    /* A second ClientHello (after HelloRetryRequest) may come after a
+     * rotation to another key type: only the certificate set now may be
+     * offered, not one left in another key type's entry. */
+    SSL_certs_clear(ssl);
     if (SSL_use_cert_and_key(ssl, s->leaf, s->key, s->chain, 1) != 1) {
         ERR_clear_error();
         return -1;

@@ -531,6 +531,13 @@ static int api_job_queue(struct api *a, struct MHD_Connection *c, struct api_req
         api_busy(err);
         return -1;
     }
+    {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
+
+        r->if_match_set = h == NULL ? 0 : strlen(h) < sizeof(r->if_match) ? 1 : 2;
+        if (r->if_match_set == 1)
+            memcpy(r->if_match, h, strlen(h) + 1);
+    }
     r->in = in;
     r->job = API_JOB_QUEUED;
     clock_gettime(CLOCK_MONOTONIC, &r->queued_at);

@@ -255,12 +255,14 @@ out:
 /* Parse If-Match: a version number, optionally quoted (an ETag). */
 static int api_if_match(struct api_req *r, int64_t *want, struct err *err)
 {
-    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Match");
+    const char *h = r->if_match_set ? r->if_match : NULL;
     char buf[32], *end;
     size_t n;
     long long v;
 
     *want = -1;
+    if (r->if_match_set == 2)
+        goto bad;
     if (h == NULL || strcmp(h, "*") == 0)
         return 0;
     n = strlen(h);

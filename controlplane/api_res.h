@@ -79,6 +79,10 @@ struct api_req {
     struct err err;
     int rc;
     struct timespec queued_at; /* CLOCK_MONOTONIC */
+    /* If-Match, read on the HTTP thread: the mutation thread does not
+     * touch the connection. 'if_match_set' 2: longer than the buffer. */
+    char if_match[64];
+    int if_match_set;
     struct api_req *qnext;
 };
 

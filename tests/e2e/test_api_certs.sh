@@ -86,6 +86,9 @@ pc_api PUT "/v1/certificates/$ID" "$(pc_cert_json ec | jq 'del(.name)')" -H 'If-
 pc_expect_error 409 version_mismatch If-Match
 pc_api PUT "/v1/certificates/$ID" "$(pc_cert_json ec | jq 'del(.name)')" -H 'If-Match: abc'
 pc_expect_error 400 invalid_value If-Match
+# Longer than any version: refused, not truncated into a valid one.
+pc_api PUT "/v1/certificates/$ID" "$(pc_cert_json ec | jq 'del(.name)')" -H "If-Match: 1$(printf '0%.0s' $(seq 100))"
+pc_expect_error 400 invalid_value If-Match
 pc_api PUT "/v1/certificates/$ID" "$(pc_cert_json ec | jq 'del(.name)')" -H 'If-Match: 1'
 pc_expect_status 200
 pc_assert_eq "$(pc_json .id)" "$ID" "same id"

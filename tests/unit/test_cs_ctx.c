@@ -449,6 +449,8 @@ static void test_refcount(void **state)
 /* --- one SSL_CTX per policy, the certificate chosen per handshake --- */
 
 static struct cs_served served_rsa, served_p384;
+static int
+    served_twice; /* set P-384 first, then the choice, as a HelloRetryRequest after a rotation */
 
 static int served_pick(SSL *ssl, int *al, void *arg)
 {
@@ -460,6 +462,8 @@ static int served_pick(SSL *ssl, int *al, void *arg)
     /* server_name_list: length(2), type(1), name length(2), name */
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) && len > 5)
         name = (const char *)p + 5;
+    if (served_twice && cs_ssl_use_served(ssl, &served_p384) < 0)
+        return SSL_CLIENT_HELLO_ERROR;
     if (cs_ssl_use_served(ssl, name != NULL && strncmp(name, "other.test", 10) == 0
                                    ? &served_p384
                                    : &served_rsa) < 0) {
@@ -538,6 +542,15 @@ static void test_served_per_handshake(void **state)
         SSL_free(s);
         SSL_free(c);
     }
+    /* Set twice on one SSL: only the last one is offered, although the
+     * server prefers ECDSA signatures and the first was ECDSA. */
+    served_twice = 1;
+    for (int i = 0; i < 4; i++) {
+        peer = served_connect(sctx, cctx, "leaf.test", "lsn-a", NULL, &reused);
+        assert_int_equal(X509_cmp(peer, f.rsa->x509), 0);
+        X509_free(peer);
+    }
+    served_twice = 0;
     /* Sessions: resumed under the same context, not under another one. */
     X509_free(served_connect(sctx, cctx, "leaf.test", "lsn-a", &sess, &reused));
     assert_false(reused);
