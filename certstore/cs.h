@@ -114,17 +114,12 @@ void cs_secret_free(void *p, size_t len);
 int cs_policy_parse(const char *name, enum cs_policy *out);
 const char *cs_policy_name(enum cs_policy p);
 
-/* Build a server SSL_CTX for one certificate version: leaf, chain and key
- * (PEM), protocol versions and ciphers of 'policy', ALPN support through
- * cs_ssl_set_alpn(). The result has one reference, owned by the caller;
- * share it with SSL_CTX_up_ref() and drop it with SSL_CTX_free().
- *
- * Note for SNI switching: SSL_set_SSL_CTX() moves a connection to another
- * certificate's SSL_CTX, but the SSL keeps the protocol versions and ciphers
- * of the SSL_CTX it was created from, while ALPN selection follows the new
- * SSL_CTX. Every SSL_CTX built here therefore selects ALPN from the
- * per-connection list set by cs_ssl_set_alpn(), so the listener's ALPN holds
- * whichever certificate is chosen. */
+/* A server SSL_CTX of 'policy' (cs_server_ctx_new()) with one certificate
+ * version loaded: leaf, chain and key (PEM), through cs_served_load(), the
+ * proxy's own parsing and checks. The result has one reference, owned by the
+ * caller. The proxy itself shares one SSL_CTX per policy and sets the
+ * certificate per handshake; this is for tools and tests (and the fuzz
+ * test's invariant: whatever cs_import() accepts with a key, this accepts). */
 int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
                  const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
                  struct err *err);
@@ -143,7 +138,9 @@ int cs_server_ctx_new(enum cs_policy policy, SSL_CTX **out, struct err *err);
  * are loaded into it (a scratch server SSL_CTX whose certificate is
  * replaced) so the TLS library's security level and the key match are
  * judged now, as a handshake would, instead of failing every handshake
- * later. On success the caller owns '*out' (cs_served_clear()). */
+ * later (codes certificate_insecure, chain_insecure,
+ * certificate_key_mismatch). On success the caller owns '*out'
+ * (cs_served_clear()). */
 int cs_served_load(const char *cert_pem, size_t cert_len, const char *chain_pem, size_t chain_len,
                    const char *key_pem, size_t key_len, SSL_CTX *check, struct cs_served *out,
                    struct err *err);

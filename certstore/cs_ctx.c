@@ -255,32 +255,21 @@ int cs_ctx_build(const char *cert_pem, size_t cert_len, const char *chain_pem, s
                  const char *key_pem, size_t key_len, enum cs_policy policy, SSL_CTX **out,
                  struct err *err)
 {
+    struct cs_served s;
     SSL_CTX *ctx = NULL;
-    X509 *leaf = NULL;
-    EVP_PKEY *key = NULL;
-    STACK_OF(X509) *chain = NULL;
-    int rc = -1;
 
     *out = NULL;
-    if (cs_pem_cert(cert_pem, cert_len, &leaf, err) < 0 ||
-        cs_pem_key(key_pem, key_len, &key, err) < 0 ||
-        cs_pem_certs(chain_pem, chain_len, CS_MAX_CHAIN, CS_F_CHAIN, &chain, err) < 0)
-        goto out;
     if (cs_server_ctx_new(policy, &ctx, err) < 0)
-        goto out;
-    if (ctx_load(ctx, leaf, chain, key, err) < 0)
-        goto out;
+        return -1;
+    /* The proxy's own path: parse and check once, loading into 'ctx'. */
+    if (cs_served_load(cert_pem, cert_len, chain_pem, chain_len, key_pem, key_len, ctx, &s, err) <
+        0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    cs_served_clear(&s); /* 'ctx' holds its own references */
     *out = ctx;
-    ctx = NULL; /* caller owns it */
-    rc = 0;
-out:
-    /* Leave no stale errors for the caller's next SSL_get_error(). */
-    ERR_clear_error();
-    SSL_CTX_free(ctx);
-    X509_free(leaf);
-    EVP_PKEY_free(key);
-    sk_X509_pop_free(chain, X509_free);
-    return rc;
+    return 0;
 }
 
 void cs_served_clear(struct cs_served *s)
@@ -310,14 +299,13 @@ int cs_served_load(const char *cert_pem, size_t cert_len, const char *chain_pem,
         s.chain = NULL;
     }
     ERR_clear_error();
-    if (X509_check_private_key(s.leaf, s.key) != 1) {
+    if (check != NULL) {
+        /* Judged as a handshake would; precise codes for each part. */
+        if (ctx_load(check, s.leaf, s.chain, s.key, err) < 0)
+            goto fail;
+    } else if (X509_check_private_key(s.leaf, s.key) != 1) {
         err_set(err, ERR_UNPROCESSABLE, "certificate_key_mismatch", CS_F_KEY,
                 "private_key does not match the certificate: %s", cs_ossl_reason());
-        goto fail;
-    }
-    if (check != NULL && SSL_CTX_use_cert_and_key(check, s.leaf, s.key, s.chain, 1) != 1) {
-        err_set(err, ERR_UNPROCESSABLE, "certificate_insecure", CS_F_CERT,
-                "certificate is refused by the TLS library: %s", security_hint());
         goto fail;
     }
     ERR_clear_error();

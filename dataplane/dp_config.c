@@ -262,8 +262,10 @@ static SSL_CTX *dp_srv_ctx(struct dp *dp, enum cs_policy pol, struct err *err)
 {
     struct err ce = {0};
 
-    if ((unsigned)pol >= 3)
+    if ((unsigned)pol >= 3) {
+        err_set(err, ERR_INVALID, "bad_snapshot", "ssl_policy", "unknown TLS policy %d", (int)pol);
         return NULL;
+    }
     if (dp->srv_ctx[pol] == NULL) {
         if (cs_server_ctx_new(pol, &dp->srv_ctx[pol], &ce) < 0) {
             err_set(err, ERR_INTERNAL, ce.code, NULL, "%s", ce.message);

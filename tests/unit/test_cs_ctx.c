@@ -595,6 +595,23 @@ static void test_served_load_errors(void **state)
                      -1);
     assert_string_equal(e.code, "certificate_insecure");
     err_clear(&e);
+    {
+        /* A chain certificate signed with SHA-1: the chain is named. */
+        struct tc_opts io = {
+            .key_type = TC_KEY_P256, .cn = "Weak Inter", .is_ca = 1, .digest = "SHA1"};
+        struct tc_cert *wi = tc_cert_new(&io, f.ca);
+        struct tc_cert *leaf = wi ? tc_leaf(wi, TC_KEY_P256, "DNS:ok.test") : NULL;
+
+        assert_non_null(leaf);
+        assert_int_equal(cs_served_load(leaf->cert_pem, strlen(leaf->cert_pem), wi->cert_pem,
+                                        strlen(wi->cert_pem), leaf->key_pem, strlen(leaf->key_pem),
+                                        check, &sv, &e),
+                         -1);
+        assert_string_equal(e.code, "chain_insecure");
+        err_clear(&e);
+        tc_cert_free(leaf);
+        tc_cert_free(wi);
+    }
     assert_int_equal(cs_served_load(c, strlen(c), "junk", 4, f.p256->key_pem,
                                     strlen(f.p256->key_pem), NULL, &sv, &e),
                      -1);
